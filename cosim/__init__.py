@@ -1,0 +1,1 @@
+"""cosim: co-simulation of federated split fine-tuning of LLMs over wireless networks."""

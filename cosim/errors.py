@@ -1,0 +1,33 @@
+"""The project's exceptions.
+
+Every error a user can cause (a bad scenario, flag or file, an infeasible
+problem) derives from :class:`CosimError`; the CLI prints its message and exits
+with status 2. Anything else is an internal bug and keeps its traceback.
+
+This module imports nothing heavy so that ``channel``, ``solver`` and
+``llm_split`` can raise project errors without importing SimPy or torch.
+"""
+
+from __future__ import annotations
+
+
+class CosimError(Exception):
+    """Base class of every user-facing error of the project."""
+
+
+class ScenarioError(CosimError):
+    """A scenario (or a ``--set`` override) is invalid.
+
+    Parameters
+    ----------
+    problems : list of str
+        One line per problem, each ``file: dotted.path: what was expected (got X)``.
+    """
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class InfeasibleError(CosimError):
+    """An optimisation problem has no solution; the message names the constraint."""
