@@ -1,0 +1,54 @@
+"""Writing a run folder all at once: nothing half-written is ever left where a reader would trust it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import CosimError
+
+RUN_FILES = ("events.parquet", "rounds.parquet", "summary.json", "scenario.yaml")
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """Refuse an output folder that exists and holds something other than a previous run."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CosimError(f"--out {out_dir}: exists and is not a folder")
+    if out_dir.is_dir():
+        extra = sorted(p.name for p in out_dir.iterdir() if p.name not in RUN_FILES)
+        if extra:
+            raise CosimError(f"--out {out_dir}: the folder holds files that are not a cosim run "
+                             f"({', '.join(extra[:3])}{'...' if len(extra) > 3 else ''}); choose another folder")
+
+
+def write_run(out_dir: Path, *, events: pd.DataFrame, rounds: pd.DataFrame, summary: dict,
+              scenario_yaml: str) -> None:
+    """Write the four run files into a temporary sibling folder, then swap it into place.
+
+    ``summary.json`` is written last inside the temporary folder, so a folder with a
+    summary is complete; the rename makes the whole run appear at once.
+    """
+    out_dir = Path(out_dir)
+    check_out_dir(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    try:
+        events.to_parquet(tmp / "events.parquet", index=False)
+        rounds.to_parquet(tmp / "rounds.parquet", index=False)
+        (tmp / "scenario.yaml").write_text(scenario_yaml)
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
+        if out_dir.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+            os.replace(out_dir, old / "run")
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,117 @@
+"""One run end to end: scenario -> radio, workload, clock -> the four output files."""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+from .engine import SplitFedSimulation
+from .output import check_out_dir, write_run
+from .radio import build_radio
+from .scenario import Scenario, dump_scenario
+from .trace import Recorder
+from .workload import Evaluation, SplitWorkload
+
+
+def client_flops_per_s(sc: Scenario) -> list[float]:
+    """Each device's effective FLOP/s: given directly, or clock x FLOPs per cycle x efficiency."""
+    c, k = sc.compute, sc.clients.count
+
+    def pick(value, i):
+        return float(value[i] if len(value) > 1 else value[0]) if isinstance(value, tuple) else float(value)
+
+    if c.client_flops_per_s is not None:
+        return [pick(c.client_flops_per_s, i) for i in range(k)]
+    return [pick(c.client_clock_hz, i) * c.client_flops_per_cycle * c.client_efficiency for i in range(k)]
+
+
+def build_workload(sc: Scenario) -> SplitWorkload:
+    """The real split-LoRA workload (imports torch, so only when a run needs it)."""
+    from .workloads.split_lora import SplitLoRAWorkload
+
+    return SplitLoRAWorkload.from_scenario(sc)
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("cosim", "torch", "transformers", "peft", "simpy", "numpy"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _eval_dict(ev: Evaluation | None) -> dict:
+    return {"accuracy": ev.accuracy, "loss": ev.loss, "n": ev.n} if ev else {}
+
+
+def run_scenario(sc: Scenario, out_dir: str | Path, *, workload: SplitWorkload | None = None,
+                 on_round: Callable[[int, float], None] | None = None,
+                 on_stage: Callable[[str], None] | None = None) -> dict:
+    """Run ``sc`` and write ``events.parquet``, ``rounds.parquet``, ``summary.json``, ``scenario.yaml``.
+
+    Returns the summary. The output folder is checked before anything runs and the
+    files appear together at the end (see ``cosim.output``).
+    """
+    from results.analysis import critical_path, phase_totals
+
+    stage = on_stage or (lambda text: None)
+    out_dir = Path(out_dir)
+    check_out_dir(out_dir)
+    wall0 = time.perf_counter()
+    radios = build_radio(sc)
+    if workload is None:
+        stage("loading model and data")
+        workload = build_workload(sc)
+    stage("evaluating before training")
+    before = workload.evaluate()
+
+    rec = Recorder(run=sc.name)
+    every = sc.training.eval_every
+    sim = SplitFedSimulation(
+        workload=workload, radios=radios, client_flops_per_s=client_flops_per_s(sc),
+        server_flops_per_s=sc.compute.server_flops_per_s,
+        fed_server_flops_per_s=sc.compute.fed_server_flops_per_s, server_slots=sc.compute.server_slots,
+        rounds=sc.training.rounds, local_iterations=sc.training.local_iterations, recorder=rec,
+        evaluate_after=lambda r: every > 0 and (r + 1) % every == 0 and r + 1 < sc.training.rounds,
+        on_round=on_round,
+    )
+    stage("training")
+    total_s = sim.run()
+    stage("evaluating after training")
+    after = workload.evaluate()
+
+    events, rounds = rec.events(), rec.rounds()
+    path = critical_path(events)
+    last = rounds.iloc[-1] if len(rounds) else None
+    summary = {
+        "name": sc.name,
+        "seed": sc.seed,
+        "total_time_s": total_s,
+        "rounds": sc.training.rounds,
+        "clients": sc.clients.count,
+        "critical_path_time_s": float(path["duration_s"].sum()),
+        "phase_time_s": {k: float(v) for k, v in phase_totals(path).items()},
+        "phase_busy_s": {k: float(v) for k, v in phase_totals(events).items()},
+        "uplink_bytes": int(rounds["uplink_bytes"].sum()),
+        "downlink_bytes": int(rounds["downlink_bytes"].sum()),
+        "final_train_loss": float(last["train_loss"]) if last is not None else math.nan,
+        "before": _eval_dict(before),
+        "after": _eval_dict(after),
+        "clients_detail": [
+            {"client": k, "distance_m": r.distance_m, "large_scale_gain_db": 10 * math.log10(r.large_scale_gain_lin),
+             "subchannels": len(r.subchannels), "uplink_power_w": r.uplink_power_w}
+            for k, r in enumerate(radios)
+        ],
+        "n_events": len(events),
+        "wall_time_s": time.perf_counter() - wall0,
+        "wall_s_by_kind": dict(rec.wall_s),
+        "versions": _versions(),
+    }
+    write_run(out_dir, events=events, rounds=rounds, summary=summary, scenario_yaml=dump_scenario(sc))
+    return summary

@@ -1,0 +1,9 @@
+"""Scenario schema and loading."""
+
+from .load import dump_scenario, load_scenario, scenario_from_dict
+from .schema import Allocation, Channel, Clients, Compute, Data, Lora, Model, Scenario, Split, Training
+
+__all__ = [
+    "Allocation", "Channel", "Clients", "Compute", "Data", "Lora", "Model", "Scenario", "Split",
+    "Training", "dump_scenario", "load_scenario", "scenario_from_dict",
+]

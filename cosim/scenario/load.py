@@ -1,0 +1,102 @@
+"""The one scenario loader: YAML file + ``--set`` overrides -> a checked ``Scenario``."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from ..errors import ScenarioError
+from .fields import parse_section, to_plain
+from .schema import Scenario
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split ``dotted.key=value``; the value is read as YAML (``3``, ``1e-3``, ``[1, 2]``, ``null``)."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ScenarioError([f"--set {text}: expected dotted.key=value"])
+    try:
+        return key, yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ScenarioError([f"--set {text}: the value is not valid YAML ({exc.__class__.__name__})"]) from None
+
+
+def apply_overrides(raw: dict, overrides: Iterable[tuple[str, Any]]) -> tuple[dict, list[str]]:
+    """Return a copy of ``raw`` with each ``(dotted.key, value)`` set, and the problems found."""
+    out = copy.deepcopy(raw)
+    problems = []
+    for key, value in overrides:
+        parts = key.split(".")
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                problems.append(f"--set {key}: {'.'.join(parts[:i + 1])} is not a section")
+                break
+            node = child
+        else:
+            node[parts[-1]] = value
+    return out, problems
+
+
+def scenario_from_dict(raw: Any, *, source: str = "<scenario>") -> Scenario:
+    """Check a scenario mapping; raise ScenarioError listing every problem as ``source: path: message``."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ScenarioError([f"{source}: expected a mapping of sections (got {type(raw).__name__})"])
+    problems: list[str] = []
+    scenario = parse_section(Scenario, raw, "", problems)
+    if scenario is not None:
+        problems.extend(scenario.check())
+    if problems:
+        raise ScenarioError([f"{source}: {p}" for p in problems])
+    return scenario
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Read a YAML file; a missing file or a syntax error is a ScenarioError naming the file (and line)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ScenarioError([f"{path}: no such file"]) from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise ScenarioError([f"{path}: cannot read ({exc.__class__.__name__})"]) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise ScenarioError([f"{path}:{where}: invalid YAML: {problem}"]) from None
+
+
+def load_scenario(path: str | Path, *, overrides: Iterable[str] = (), seed: int | None = None) -> Scenario:
+    """Load and check ``path`` with ``--set`` overrides (``dotted.key=value``) and an optional seed."""
+    raw = read_yaml(path)
+    if raw is not None and not isinstance(raw, dict):
+        raise ScenarioError([f"{path}: expected a mapping of sections (got {type(raw).__name__})"])
+    problems = []
+    pairs = []
+    for text in overrides:
+        try:
+            pairs.append(parse_override(text))
+        except ScenarioError as exc:
+            problems.extend(exc.problems)
+    if seed is not None:
+        pairs.append(("seed", seed))
+    raw, more = apply_overrides(raw or {}, pairs)
+    problems.extend(more)
+    if problems:
+        raise ScenarioError(problems)
+    return scenario_from_dict(raw, source=str(path))
+
+
+def dump_scenario(scenario: Scenario) -> str:
+    """The fully resolved scenario as YAML (every default written out)."""
+    return yaml.safe_dump(to_plain(scenario), sort_keys=False)

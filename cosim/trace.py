@@ -1,0 +1,82 @@
+"""The trace recorder: one row per event, one row per round, with fixed columns and dtypes."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+# Column -> pandas dtype of events.parquet. README "Output files" documents each one.
+EVENT_COLUMNS = {
+    "run": "string",
+    "round": "int64",
+    "iteration": "int64",      # local iteration; -1 for per-round events
+    "client": "int64",         # -1 for the federated server
+    "kind": "string",
+    "t_start_s": "float64",
+    "t_end_s": "float64",
+    "duration_s": "float64",
+    "flops": "float64",
+    "bytes": "int64",
+    "rate_bps": "float64",     # mean rate of a transfer: bits / duration
+    "snr_db": "float64",       # link SNR in the block where the transfer starts
+    "n_subchannels": "int64",
+    "power_w": "float64",      # transmit power of a transfer summed over its subchannels
+    "loss": "float64",         # training loss of a server step
+}
+
+ROUND_COLUMNS = {
+    "run": "string",
+    "round": "int64",
+    "t_start_s": "float64",
+    "t_end_s": "float64",
+    "duration_s": "float64",
+    "train_loss": "float64",   # mean loss of the round's server steps
+    "uplink_bytes": "int64",
+    "downlink_bytes": "int64",
+    "clients": "int64",
+    "accuracy": "float64",     # held-out, where evaluated (eval_every), else NaN
+    "eval_loss": "float64",
+}
+
+NAN = math.nan
+
+
+@dataclass
+class Recorder:
+    """Collects rows as the simulation runs; ``events()`` / ``rounds()`` give typed DataFrames."""
+
+    run: str
+    event_rows: list[dict] = field(default_factory=list)
+    round_rows: list[dict] = field(default_factory=list)
+    # Wall-clock seconds of the real work per event kind. Kept out of the events table,
+    # which must be identical run to run.
+    wall_s: dict[str, float] = field(default_factory=dict)
+
+    def event(self, *, round: int, client: int, kind: str, t_start_s: float, t_end_s: float,
+              iteration: int = -1, flops: float = 0.0, nbytes: int = 0, rate_bps: float = NAN,
+              snr_db: float = NAN, n_subchannels: int = 0, power_w: float = NAN, loss: float | None = None,
+              wall_s: float = 0.0) -> None:
+        self.event_rows.append({
+            "run": self.run, "round": round, "iteration": iteration, "client": client, "kind": kind,
+            "t_start_s": t_start_s, "t_end_s": t_end_s, "duration_s": t_end_s - t_start_s,
+            "flops": float(flops), "bytes": int(nbytes), "rate_bps": rate_bps, "snr_db": snr_db,
+            "n_subchannels": n_subchannels, "power_w": power_w,
+            "loss": NAN if loss is None else float(loss),
+        })
+        self.wall_s[kind] = self.wall_s.get(kind, 0.0) + wall_s
+
+    def round(self, **row) -> None:
+        self.round_rows.append({"run": self.run, **row})
+
+    def events(self) -> pd.DataFrame:
+        return _frame(self.event_rows, EVENT_COLUMNS)
+
+    def rounds(self) -> pd.DataFrame:
+        return _frame(self.round_rows, ROUND_COLUMNS)
+
+
+def _frame(rows: list[dict], columns: dict[str, str]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=list(columns))
+    return df.astype(columns)
