@@ -90,8 +90,9 @@ class SplitFedSimulation:
         start, wall = self.env.now, time.perf_counter()
         cost = self.workload.aggregate({k: float(counts[k]) for k in range(len(self.radios))})
         wall = time.perf_counter() - wall
-        yield self.env.timeout(cost.flops / self.fed_server_flops_per_s)
-        self.rec.event(round=r, client=-1, kind="aggregate", t_start_s=start, t_end_s=self.env.now,
+        duration = cost.flops / self.fed_server_flops_per_s
+        yield self.env.timeout(duration)
+        self.rec.event(round=r, client=-1, kind="aggregate", t_start_s=start, duration_s=duration,
                        flops=cost.flops, nbytes=cost.nbytes, wall_s=wall)
         yield self.env.all_of([self.env.process(self._transfer(r, k, -1, "broadcast", cost.nbytes, down=True))
                                for k in range(len(self.radios))])
@@ -123,7 +124,7 @@ class SplitFedSimulation:
                 yield slot
                 if self.env.now > queued:
                     self.rec.event(round=r, iteration=i, client=k, kind="server_queue",
-                                   t_start_s=queued, t_end_s=self.env.now)
+                                   t_start_s=queued, duration_s=self.env.now - queued)
                 reply = yield from self._compute(r, k, i, "server_step", self.workload.server_step,
                                                  self.server_flops_per_s)
 
@@ -138,8 +139,9 @@ class SplitFedSimulation:
         start, wall = self.env.now, time.perf_counter()
         cost = step(k)
         wall = time.perf_counter() - wall
-        yield self.env.timeout(cost.flops / flops_per_s)
-        self.rec.event(round=r, iteration=i, client=k, kind=kind, t_start_s=start, t_end_s=self.env.now,
+        duration = cost.flops / flops_per_s
+        yield self.env.timeout(duration)
+        self.rec.event(round=r, iteration=i, client=k, kind=kind, t_start_s=start, duration_s=duration,
                        flops=cost.flops, nbytes=cost.nbytes, loss=cost.loss, wall_s=wall)
         return cost
 
@@ -149,7 +151,7 @@ class SplitFedSimulation:
         start = self.env.now
         tx = link.transfer(8 * nbytes, start)
         yield self.env.timeout(tx.duration_s)
-        self.rec.event(round=r, iteration=i, client=k, kind=kind, t_start_s=start, t_end_s=self.env.now,
+        self.rec.event(round=r, iteration=i, client=k, kind=kind, t_start_s=start, duration_s=tx.duration_s,
                        nbytes=nbytes, rate_bps=tx.mean_rate_bps if nbytes else float("nan"),
                        snr_db=tx.snr_db, n_subchannels=len(radio.subchannels),
                        power_w=radio.downlink_power_w if down else radio.uplink_power_w)

@@ -93,8 +93,6 @@ def build_radio(sc: Scenario) -> list[ClientRadio]:
     bw = ch.subchannel_bandwidth_hz
     noise_up = channel.noise_power_w(bw, noise_figure_db=ch.bs_noise_figure_db,
                                      noise_psd_dbm_per_hz=ch.noise_psd_dbm_per_hz)
-    noise_down = channel.noise_power_w(bw, noise_figure_db=ch.device_noise_figure_db,
-                                       noise_psd_dbm_per_hz=ch.noise_psd_dbm_per_hz)
     device_power_w = channel.dbm_to_watt(sc.clients.max_power_dbm)
     bs_power_per_subchannel_w = channel.dbm_to_watt(ch.bs_power_dbm) / ch.n_subchannels
     radios = []
@@ -108,11 +106,14 @@ def build_radio(sc: Scenario) -> list[ClientRadio]:
         subs = allocation[k]
         up_power = channel.equal_power_w(device_power_w, len(subs))
         down_power = np.full(len(subs), bs_power_per_subchannel_w)
-        common = dict(subchannels=subs, bandwidth_hz=bw, large_scale_gain_lin=gain, fading=fading)
+        uplink = channel.RadioLink(subchannels=subs, power_w=up_power, bandwidth_hz=bw,
+                                   large_scale_gain_lin=gain, fading=fading, noise_power_w=noise_up)
+        downlink = channel.RadioLink.downlink_from(uplink, power_w=down_power,
+                                                   noise_figure_db=ch.device_noise_figure_db,
+                                                   noise_psd_dbm_per_hz=ch.noise_psd_dbm_per_hz)
         radios.append(ClientRadio(
             distance_m=float(distances[k]), large_scale_gain_lin=gain, subchannels=subs,
             uplink_power_w=float(up_power.sum()), downlink_power_w=float(down_power.sum()),
-            uplink=channel.RadioLink(power_w=up_power, noise_power_w=noise_up, **common),
-            downlink=channel.RadioLink(power_w=down_power, noise_power_w=noise_down, **common),
+            uplink=uplink, downlink=downlink,
         ))
     return radios

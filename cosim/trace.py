@@ -16,7 +16,7 @@ EVENT_COLUMNS = {
     "kind": "string",
     "t_start_s": "float64",
     "t_end_s": "float64",
-    "duration_s": "float64",
+    "duration_s": "float64",   # exact; t_end_s - t_start_s may differ in the last bits
     "flops": "float64",
     "bytes": "int64",
     "rate_bps": "float64",     # mean rate of a transfer: bits / duration
@@ -54,13 +54,13 @@ class Recorder:
     # which must be identical run to run.
     wall_s: dict[str, float] = field(default_factory=dict)
 
-    def event(self, *, round: int, client: int, kind: str, t_start_s: float, t_end_s: float,
+    def event(self, *, round: int, client: int, kind: str, t_start_s: float, duration_s: float,
               iteration: int = -1, flops: float = 0.0, nbytes: int = 0, rate_bps: float = NAN,
               snr_db: float = NAN, n_subchannels: int = 0, power_w: float = NAN, loss: float | None = None,
               wall_s: float = 0.0) -> None:
         self.event_rows.append({
             "run": self.run, "round": round, "iteration": iteration, "client": client, "kind": kind,
-            "t_start_s": t_start_s, "t_end_s": t_end_s, "duration_s": t_end_s - t_start_s,
+            "t_start_s": t_start_s, "t_end_s": t_start_s + duration_s, "duration_s": duration_s,
             "flops": float(flops), "bytes": int(nbytes), "rate_bps": rate_bps, "snr_db": snr_db,
             "n_subchannels": n_subchannels, "power_w": power_w,
             "loss": NAN if loss is None else float(loss),

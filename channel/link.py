@@ -1,0 +1,260 @@
+"""A radio link: the rate a client gets on its subchannels, and how long a transfer takes.
+
+On block b the link's rate is the sum over its subchannels,
+
+.. math:: r_b = \\sum_{n} B_n \\log_2\\left(1 + \\frac{p_n \\beta |h_{n,b}|^2}{N_n}\\right),
+
+piecewise constant in time on the fading blocks. A transfer of D bits that
+starts at :math:`t_0` ends at the first :math:`t_1` with
+:math:`\\int_{t_0}^{t_1} r(t)\\, dt = D`.
+
+Uplink and downlink are the same class. The downlink (:meth:`RadioLink.downlink_from`)
+reuses the uplink's subchannels, large-scale gain and small-scale fading:
+by channel reciprocity in time-division duplexing (TDD) both directions see
+the same :math:`h_{n,b}` on the same subchannels; only the transmit power
+(the base station's) and the receiver noise (the device's noise figure) change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from channel import _check
+from channel.errors import TransferError
+from channel.fading import BlockFading
+from channel.rate import noise_power_w as _noise_power_w
+from channel.rate import shannon_rate_bps
+from channel.units import lin_to_db
+
+__all__ = ["Transfer", "RadioLink"]
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Outcome of sending ``bits`` over a :class:`RadioLink`.
+
+    Attributes
+    ----------
+    duration_s : float
+        Time from the start to the last bit, in s.
+    bits : float
+        Bits sent.
+    mean_rate_bps : float
+        ``bits / duration_s`` in bit/s (the link's rate at the start when ``bits == 0``).
+    n_blocks : int
+        Number of fading blocks the transfer overlaps (0 when ``bits == 0``).
+    snr_db : float
+        :meth:`RadioLink.snr_db` of the block in which the transfer starts, in dB.
+    """
+
+    duration_s: float
+    bits: float
+    mean_rate_bps: float
+    n_blocks: int
+    snr_db: float
+
+
+class RadioLink:
+    """The subchannels, powers and gains that carry one client's data in one direction.
+
+    Parameters
+    ----------
+    subchannels : sequence of int
+        Distinct indices, into ``fading``'s subchannels, of the subchannels this
+        link uses; shape ``(n,)``, possibly empty.
+    power_w : array_like
+        Transmit power p_n in W on each listed subchannel, shape ``(n,)`` or a scalar.
+    bandwidth_hz : array_like
+        Bandwidth B_n in Hz of each listed subchannel, shape ``(n,)`` or a scalar.
+    large_scale_gain_lin : float
+        Path loss and shadowing gain beta (linear, >= 0) of the client.
+    fading : BlockFading
+        The client's small-scale fading on all subchannels.
+    noise_power_w : array_like
+        Receiver noise N_n in W on each listed subchannel (over B_n), shape ``(n,)`` or a scalar.
+    """
+
+    #: Default cap on the number of fading blocks a transfer may span.
+    MAX_BLOCKS = 10_000_000
+
+    def __init__(self, *, subchannels: Sequence[int], power_w: ArrayLike, bandwidth_hz: ArrayLike,
+                 large_scale_gain_lin: float, fading: BlockFading, noise_power_w: ArrayLike):
+        idx = np.asarray(subchannels)
+        if idx.size == 0:
+            idx = idx.astype(np.intp)
+        if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
+            raise ValueError(f"subchannels(={subchannels!r}) must be a sequence of int")
+        if np.any((idx < 0) | (idx >= fading.n_subchannels)) or len(set(idx.tolist())) != idx.size:
+            raise ValueError(
+                f"subchannels(={subchannels!r}) must be distinct indices in [0, {fading.n_subchannels})"
+            )
+        n = idx.size
+        self.subchannels = _frozen(idx)
+        self.power_w = _frozen(_per_subchannel("power_w", _check.non_negative("power_w", power_w), n))
+        self.bandwidth_hz = _frozen(
+            _per_subchannel("bandwidth_hz", _check.positive("bandwidth_hz", bandwidth_hz), n)
+        )
+        self.noise_power_w = _frozen(
+            _per_subchannel("noise_power_w", _check.positive("noise_power_w", noise_power_w), n)
+        )
+        self.large_scale_gain_lin = float(_check.non_negative("large_scale_gain_lin", large_scale_gain_lin))
+        self.fading = fading
+        #: SNR per subchannel without small-scale fading, p_n beta / N_n (linear), shape (n,).
+        self.mean_snr_lin = _frozen(self.power_w * self.large_scale_gain_lin / self.noise_power_w)
+
+    @classmethod
+    def downlink_from(cls, uplink: RadioLink, *, power_w: ArrayLike, noise_figure_db: float,
+                      noise_psd_dbm_per_hz: float = -174.0) -> RadioLink:
+        """The downlink of a client on the subchannels of its uplink (TDD reciprocity).
+
+        Keeps the uplink's subchannels, bandwidths, large-scale gain and
+        fading process (the same h in the same block); replaces the power by
+        the base station's and the noise by that of the device's receiver.
+
+        Parameters
+        ----------
+        uplink : RadioLink
+            The client's uplink.
+        power_w : array_like
+            Base-station transmit power in W on each of the link's subchannels, shape ``(n,)`` or a scalar.
+        noise_figure_db : float
+            The device's noise figure in dB (default scenario: 9 dB).
+        noise_psd_dbm_per_hz : float
+            Thermal noise density in dBm/Hz.
+        """
+        noise_w = _noise_power_w(uplink.bandwidth_hz, noise_figure_db=noise_figure_db,
+                                 noise_psd_dbm_per_hz=noise_psd_dbm_per_hz)
+        return cls(subchannels=uplink.subchannels, power_w=power_w, bandwidth_hz=uplink.bandwidth_hz,
+                   large_scale_gain_lin=uplink.large_scale_gain_lin, fading=uplink.fading,
+                   noise_power_w=noise_w)
+
+    def rates_bps(self, block: int) -> np.ndarray:
+        """Rate on each listed subchannel in block ``block``, in bit/s, shape ``(n,)``."""
+        return self._rates(block, block + 1)[0]
+
+    def rate_bps(self, block: int) -> float:
+        """Total rate of the link in block ``block``, in bit/s."""
+        return float(self._rates(block, block + 1)[0].sum())
+
+    def snr_db(self, block: int) -> float:
+        """SNR of the link in block ``block``, in dB.
+
+        Defined as the mean, over the listed subchannels that carry positive
+        power, of the per-subchannel SNR in dB,
+        :math:`\\frac{1}{|S|} \\sum_{n \\in S} 10 \\log_{10}(p_n \\beta |h_{n,b}|^2 / N_n)`;
+        ``-inf`` if no subchannel carries power.
+        """
+        used = self.power_w > 0.0
+        if not np.any(used):
+            return float("-inf")
+        gains = self.fading.power_gain(block)[self.subchannels[used]]
+        return float(np.mean(lin_to_db(self.mean_snr_lin[used] * gains)))
+
+    def transfer(self, bits: float, t_start_s: float, *, max_blocks: int | None = None) -> Transfer:
+        """Send ``bits`` starting at ``t_start_s``; integrate the rate across fading blocks.
+
+        The rest of the start block is used at that block's rate, then whole
+        blocks, then part of the last one. The end is located from the block
+        boundaries (:meth:`BlockFading.block_start_s`), not by summing many
+        small durations; with a static channel (fading disabled or rho = 1)
+        the duration is exactly ``bits / rate_bps``.
+
+        Parameters
+        ----------
+        bits : float
+            Number of bits to send, >= 0.
+        t_start_s : float
+            Start time in s, >= 0.
+        max_blocks : int, optional
+            Cap on the number of blocks spanned (default :attr:`MAX_BLOCKS`).
+
+        Raises
+        ------
+        TransferError
+            If ``bits > 0`` and no subchannel carries power with a positive
+            gain (the transfer would never finish), or if it would span more
+            than ``max_blocks`` blocks.
+        """
+        d_bits = float(_check.non_negative("bits", bits))
+        t0_s = float(_check.non_negative("t_start_s", t_start_s))
+        cap = self.MAX_BLOCKS if max_blocks is None else _check.count("max_blocks", max_blocks)
+        fading = self.fading
+        b0 = fading.block_index(t0_s)
+        snr0_db = self.snr_db(b0)
+        if d_bits == 0.0:
+            return Transfer(0.0, 0.0, self.rate_bps(b0), 0, snr0_db)
+        if not np.any(self.mean_snr_lin > 0.0):
+            raise TransferError(
+                f"a transfer of {d_bits:g} bits can never finish: the link has no subchannel with "
+                f"positive power and gain (subchannels={self.subchannels.tolist()}, "
+                f"power_w={self.power_w.tolist()}, large_scale_gain_lin={self.large_scale_gain_lin!r})"
+            )
+        if fading.is_static:
+            duration_s = d_bits / self.rate_bps(b0)
+            n_blocks = self._blocks_spanned(b0, t0_s + duration_s)
+            if n_blocks > cap:
+                raise self._cap_error(cap, d_bits, d_bits / duration_s)
+            return _finished(duration_s, d_bits, n_blocks, snr0_db)
+        r0_bps = self.rate_bps(b0)
+        head_s = fading.block_start_s(b0 + 1) - t0_s
+        if d_bits <= r0_bps * head_s:
+            duration_s = d_bits / r0_bps
+            return _finished(duration_s, d_bits, 1, snr0_db)
+        remaining_bits = d_bits - r0_bps * head_s
+        delivered_bits = 0.0  # over whole blocks after the first
+        b, step = b0 + 1, 64
+        while True:
+            m = min(step, b0 + cap - b)
+            if m <= 0:
+                raise self._cap_error(cap, d_bits, r0_bps)
+            rates_bps = self._rates(b, b + m).sum(axis=1)
+            # Block lengths from the boundaries themselves, which drift from block_s by rounding far out.
+            starts_s = fading.block_start_s(np.arange(b, b + m + 1))
+            cum_bits = delivered_bits + np.cumsum(rates_bps * np.diff(starts_s))
+            k = int(np.searchsorted(cum_bits, remaining_bits, side="left"))  # first cum >= remaining
+            if k < m:
+                before_bits = cum_bits[k - 1] if k > 0 else delivered_bits
+                b_last = b + k
+                tail_s = (remaining_bits - before_bits) / rates_bps[k]
+                duration_s = (fading.block_start_s(b_last) - t0_s) + tail_s
+                return _finished(duration_s, d_bits, b_last - b0 + 1, snr0_db)
+            delivered_bits = float(cum_bits[-1])
+            b, step = b + m, min(2 * step, 65536)
+
+    def _rates(self, first: int, stop: int) -> np.ndarray:
+        """Rates in bit/s, shape ``(stop - first, n)``."""
+        gains = self.fading.power_gains(first, stop)[:, self.subchannels]
+        return shannon_rate_bps(self.bandwidth_hz, self.mean_snr_lin * gains)
+
+    def _blocks_spanned(self, b0: int, t_end_s: float) -> int:
+        b_end = self.fading.block_index(t_end_s)
+        if b_end > b0 and self.fading.block_start_s(b_end) >= t_end_s:
+            b_end -= 1  # ends exactly on a boundary: the next block is not used
+        return b_end - b0 + 1
+
+    def _cap_error(self, cap: int, bits: float, rate_bps: float) -> TransferError:
+        return TransferError(
+            f"a transfer of {bits:g} bits would span more than max_blocks(={cap}) fading blocks of "
+            f"{self.fading.block_s!r} s (rate {rate_bps:.3g} bit/s at the start): "
+            f"check the allocation, the power and the distance"
+        )
+
+
+def _finished(duration_s: float, bits: float, n_blocks: int, snr_db: float) -> Transfer:
+    return Transfer(float(duration_s), float(bits), float(bits / duration_s), int(n_blocks), float(snr_db))
+
+
+def _per_subchannel(name: str, value: np.ndarray, n: int) -> np.ndarray:
+    if value.shape not in ((), (n,)):
+        raise ValueError(f"{name} has shape {value.shape}, expected a scalar or ({n},)")
+    return np.broadcast_to(value, (n,)).astype(float)
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a = np.array(a)
+    a.setflags(write=False)
+    return a
