@@ -78,13 +78,13 @@ def run_scenario(sc: Scenario, out_dir: str | Path, *, workload: SplitWorkload |
         server_flops_per_s=sc.compute.server_flops_per_s,
         fed_server_flops_per_s=sc.compute.fed_server_flops_per_s, server_slots=sc.compute.server_slots,
         rounds=sc.training.rounds, local_iterations=sc.training.local_iterations, recorder=rec,
-        evaluate_after=lambda r: every > 0 and (r + 1) % every == 0 and r + 1 < sc.training.rounds,
+        evaluate_after=lambda r: every > 0 and ((r + 1) % every == 0 or r + 1 == sc.training.rounds),
         on_round=on_round,
     )
     stage("training")
     total_s = sim.run()
     stage("evaluating after training")
-    after = workload.evaluate()
+    after = sim.evaluations.get(sc.training.rounds - 1) or workload.evaluate()
 
     events, rounds = rec.events(), rec.rounds()
     path = critical_path(events)

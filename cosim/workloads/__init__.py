@@ -1,0 +1,1 @@
+"""Workloads the engine can drive (see ``cosim.workload``). Each imports its heavy dependencies itself."""
