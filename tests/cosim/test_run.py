@@ -86,3 +86,28 @@ def test_cut_layer_beyond_the_model_is_a_scenario_error(tmp_path, capsys):
     assert code == 2
     assert "split.cut_layer: expected 0 < cut_layer < 4" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_static_channel_durations_with_the_real_workload(tmp_path):
+    """Fading and shadowing off at fixed distances: transfers last bits / rate, compute flops / speed."""
+    import math
+
+    out = tmp_path / "static"
+    assert main(["run", "scenarios/quickstart.yaml", "--out", str(out), "--quiet", *TINY,
+                 "--set", "channel.fading=none", "--set", "channel.shadowing_std_db=0",
+                 "--set", "clients.placement=fixed", "--set", "clients.distances_m=[120, 300, 480]"]) == 0
+    ev = load_run(out).events
+    noise_w = 10 ** ((-174 + 5 - 30) / 10) * 180e3
+    for k, d_m in enumerate([120, 300, 480]):
+        gain = 10 ** (-(128.1 + 37.6 * math.log10(d_m / 1000)) / 10)
+        n_sub = [17, 17, 16][k]                       # 50 subchannels dealt to 3 clients
+        power_w = 10 ** ((23 - 30) / 10) / n_sub           # 23 dBm spread evenly
+        rate = n_sub * 180e3 * math.log2(1 + power_w * gain / noise_w)
+        up = ev[(ev.client == k) & ev.kind.isin(["uplink", "adapter_upload"])]
+        np.testing.assert_allclose(up.duration_s, up.bytes * 8 / rate, rtol=1e-9)
+        assert (up.n_subchannels == n_sub).all()
+        f_k = [0.5e12, 1e12, 2e12][k]
+        comp = ev[(ev.client == k) & ev.kind.isin(["client_forward", "client_backward"])]
+        np.testing.assert_allclose(comp.duration_s, comp.flops / f_k, rtol=1e-12)
+    srv = ev[ev.kind == "server_step"]
+    np.testing.assert_allclose(srv.duration_s, srv.flops / 100e12, rtol=1e-12)
