@@ -1,0 +1,53 @@
+"""Joint optimizer of subchannels, transmit power, split point and LoRA rank.
+
+Minimises the total training delay ``rounds(rank) x round_delay`` of split
+federated LoRA over OFDMA (FedsLLM, arXiv 2504.14667). Plain numpy arrays in
+and out, SI units; imports neither SimPy nor torch.
+
+Public API
+----------
+CostTable, Problem
+    Inputs (frozen, validated): the profiled FLOPs/bytes and the instance.
+Solution, DelayBreakdown
+    Output (frozen): the decision and its per-client delays.
+evaluate
+    The objective and the constraint check, shared by every policy.
+solve
+    The alternating optimizer.
+brute_force
+    Exact optimum of small instances.
+equal_allocation, random_allocation, optimize_resources, optimize_split_rank
+    Baselines.
+POLICIES, get_policy
+    Name -> ``(problem, *, cut, rank, rng) -> Solution``.
+water_filling, inverse_water_filling, WaterFilling
+    The closed-form water-filling used by power control.
+"""
+
+from solver.alternating import solve
+from solver.baselines import equal_allocation, optimize_resources, optimize_split_rank, random_allocation
+from solver.brute_force import brute_force
+from solver.objective import evaluate
+from solver.policies import POLICIES, get_policy
+from solver.problem import CostTable, Problem
+from solver.solution import DelayBreakdown, Solution
+from solver.waterfilling import WaterFilling, inverse_water_filling, water_filling
+
+__all__ = [
+    "POLICIES",
+    "CostTable",
+    "DelayBreakdown",
+    "Problem",
+    "Solution",
+    "WaterFilling",
+    "brute_force",
+    "equal_allocation",
+    "evaluate",
+    "get_policy",
+    "inverse_water_filling",
+    "optimize_resources",
+    "optimize_split_rank",
+    "random_allocation",
+    "solve",
+    "water_filling",
+]

@@ -1,0 +1,258 @@
+"""Which subchannels each client holds, and the exchanges local search tries.
+
+An exchange re-partitions the subchannels of two clients: every split of their
+union when it is small (moves, swaps, trading whole sets, two for one ...), else
+a *move* of one subchannel to the receiver (the giver keeps at least one) or a
+*swap* of one for one. Exchanges are enumerated as padded index rows so the two
+clients' new water-filling problems are solved in one vectorised batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from solver.waterfilling import WaterFilling
+
+
+@dataclass(frozen=True, eq=False)
+class Exchanges:
+    """A batch of Q candidate re-partitions between two clients.
+
+    Attributes
+    ----------
+    receiver, giver : (Q,) int
+        The two clients involved (the receiver is the one the search serves).
+    receiver_rows, giver_rows : (Q, W) int
+        Each client's subchannels after the exchange, padded with -1.
+    gained, returned : (Q,) int
+        For a move or swap, the subchannel the receiver gains and the one it gives
+        back (-1 for a move); both -1 for a general split.
+    """
+
+    receiver: np.ndarray
+    giver: np.ndarray
+    receiver_rows: np.ndarray
+    giver_rows: np.ndarray
+    gained: np.ndarray
+    returned: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return self.receiver.size
+
+
+def _splits(width: int) -> np.ndarray:
+    """(2^width - 2, width) bool: every split of ``width`` items into two non-empty parts."""
+    codes = np.arange(1, 2 ** width - 1)
+    return (codes[:, None] >> np.arange(width)) & 1 == 1
+
+
+def _trim(rows: np.ndarray) -> np.ndarray:
+    """Drop the trailing columns that hold no subchannel in any row."""
+    used = np.flatnonzero(np.any(rows >= 0, axis=0))
+    return rows[:, :used[-1] + 1] if used.size else rows[:, :1]
+
+
+class ChannelSet:
+    """The owner of each subchannel of one set (main or federated), mutable.
+
+    Parameters
+    ----------
+    snr_per_w : (K, W) float, 1/W
+    bandwidth_hz : (W,) float, Hz
+    owner : (W,) int, optional
+        Initial owners, -1 for free (default: all free).
+    """
+
+    def __init__(self, snr_per_w: np.ndarray, bandwidth_hz: np.ndarray, owner=None):
+        self.snr, self.bandwidth = snr_per_w, bandwidth_hz
+        width = snr_per_w.shape[1]
+        self.owner = np.full(width, -1, dtype=np.int64) if owner is None else np.array(owner, dtype=np.int64)
+
+    @property
+    def num_clients(self) -> int:
+        return self.snr.shape[0]
+
+    def channels(self, k: int) -> np.ndarray:
+        """Subchannels held by client k."""
+        return np.flatnonzero(self.owner == k)
+
+    def table(self) -> np.ndarray:
+        """(K, L) every client's subchannels, padded with -1."""
+        k = self.num_clients
+        held = np.flatnonzero(self.owner >= 0)
+        by_owner = held[np.argsort(self.owner[held], kind="stable")]
+        counts = np.bincount(self.owner[held], minlength=k)
+        table = np.full((k, max(1, int(counts.max(initial=0)))), -1)
+        own = self.owner[by_owner]
+        table[own, np.arange(by_owner.size) - (np.cumsum(counts) - counts)[own]] = by_owner
+        return table
+
+    def water_filling(self, clients: np.ndarray, rows: np.ndarray) -> WaterFilling:
+        """Water-filling of client ``clients[q]`` over the subchannels ``rows[q]`` (-1 = none)."""
+        safe = np.maximum(rows, 0)
+        snr = np.where(rows >= 0, self.snr[np.asarray(clients)[:, None], safe], 0.0)
+        return WaterFilling(snr, self.bandwidth[safe])
+
+    def current(self) -> WaterFilling:
+        """Water-filling of every client over its current subchannels (K rows)."""
+        k = self.num_clients
+        return WaterFilling(np.where(self.owner[None, :] == np.arange(k)[:, None], self.snr, 0.0), self.bandwidth)
+
+    def rate_plus(self, k: int, extra: np.ndarray, budget_w: float) -> np.ndarray:
+        """(Q,) rate of client k at ``budget_w`` holding its subchannels plus each ``extra[q]``."""
+        held = self.channels(k)
+        base = WaterFilling(self.snr[k, held][None, :], self.bandwidth[held])
+        return base.max_rate_plus(budget_w, self.snr[k, extra], self.bandwidth[extra])
+
+    def exchanges(self, receivers, *, max_union: int = 6, max_split_rows: int = 2048,
+                  max_swap_out: int = 2) -> Exchanges:
+        """Every re-partition between each client of ``receivers`` and each other client.
+
+        For a pair holding at most ``max_union`` subchannels together, every split
+        of their union into two non-empty parts (this covers moves, swaps and
+        trading whole sets; the bound drops, down to 3, while one receiver's splits
+        would exceed ``max_split_rows`` rows); for a larger pair, the moves of one subchannel to the
+        receiver (the giver keeps one) and the swaps of one for one, the receiver
+        giving one of its ``max_swap_out`` weakest subchannels (``B_n g_{k,n}/noise_n``;
+        this keeps a step linear in N when one client holds many). A pair of two
+        receivers is listed once. Pairs are batched by the giver's set size.
+        """
+        table = self.table()
+        counts = np.sum(table >= 0, axis=1)
+        listed = np.zeros(self.num_clients, dtype=bool)
+        parts = []
+        for k in np.atleast_1d(receivers):
+            mine = table[k, :counts[k]]
+            weakest = mine[np.argsort(self.bandwidth[mine] * self.snr[k, mine], kind="stable")[:max_swap_out]]
+            others = np.flatnonzero(~listed & (np.arange(self.num_clients) != k))
+            union_sizes = counts[others] + mine.size
+            bound = max_union
+            while bound > 3 and np.sum(np.where(union_sizes <= bound, 2.0 ** union_sizes - 2, 0)) > max_split_rows:
+                bound -= 1
+            for size in np.unique(counts[others]):
+                givers = others[counts[others] == size]
+                theirs = table[givers, :size]
+                if mine.size + size <= bound:
+                    rows = self._splits_of(mine, theirs)
+                else:
+                    rows = self._moves_and_swaps(mine, theirs, weakest)
+                parts.append((k, np.tile(givers, rows[0].shape[0] // givers.size)) + rows)
+            listed[k] = True
+        total = sum(p[1].size for p in parts)
+        width = max([max(p[2].shape[1], p[3].shape[1]) for p in parts], default=1)
+        receiver, giver = np.empty(total, dtype=np.int64), np.empty(total, dtype=np.int64)
+        receiver_rows, giver_rows = np.full((total, width), -1), np.full((total, width), -1)
+        gained, returned = np.empty(total, dtype=np.int64), np.empty(total, dtype=np.int64)
+        at = 0
+        for k, g, r_rows, g_rows, gain, back in parts:
+            end = at + g.size
+            receiver[at:end], giver[at:end], gained[at:end], returned[at:end] = k, g, gain, back
+            receiver_rows[at:end, :r_rows.shape[1]] = r_rows
+            giver_rows[at:end, :g_rows.shape[1]] = g_rows
+            at = end
+        return Exchanges(receiver=receiver, giver=giver, receiver_rows=receiver_rows, giver_rows=giver_rows,
+                         gained=gained, returned=returned)
+
+    @staticmethod
+    def _splits_of(mine: np.ndarray, theirs: np.ndarray):
+        """Rows of every two-way split of ``mine`` + ``theirs[j]``; split-major order, (S J, u)."""
+        union = np.concatenate([np.broadcast_to(mine, (theirs.shape[0], mine.size)), theirs], axis=1)
+        mask = _splits(union.shape[1])[:, None, :]  # (S, 1, u)
+        width = union.shape[1]
+        none = np.full(mask.shape[0] * union.shape[0], -1)
+        return (np.where(mask, union, -1).reshape(-1, width), np.where(mask, -1, union).reshape(-1, width),
+                none, none)
+
+    @staticmethod
+    def _moves_and_swaps(mine: np.ndarray, theirs: np.ndarray, swap_out: np.ndarray):
+        """Rows after each move of one of ``theirs[j]`` to ``mine`` and each swap of one
+        of ``swap_out`` (a subset of ``mine``) for one of ``theirs[j]``; (t, j) order."""
+        n_givers, size = theirs.shape
+        pick = np.eye(size, dtype=bool)[:, None, :]  # (t, 1, size): the subchannel that changes hands
+        gained = np.broadcast_to(theirs.T[:, :, None], (size, n_givers, 1))  # theirs[j, t]
+        mine_rows = np.broadcast_to(mine, (size, n_givers, mine.size))
+        receiver_rows, giver_rows, gain, back = [], [], [], []
+        if size >= 2:  # moves: the giver keeps one
+            receiver_rows.append(np.concatenate([mine_rows, gained], axis=2).reshape(-1, mine.size + 1))
+            giver_rows.append(np.where(pick, -1, theirs[None]).reshape(-1, size))
+            gain.append(theirs.T.ravel())
+            back.append(np.full(size * n_givers, -1))
+        for a in swap_out:  # swaps: a for theirs[j, t]
+            swapped = np.where(mine_rows == a, gained, mine_rows)
+            pad = np.full((size, n_givers, 1), -1)
+            receiver_rows.append(np.concatenate([swapped, pad], axis=2).reshape(-1, mine.size + 1))
+            giver_rows.append(np.where(pick, a, theirs[None]).reshape(-1, size))
+            gain.append(theirs.T.ravel())
+            back.append(np.full(size * n_givers, a))
+        return tuple(np.concatenate(x) for x in (receiver_rows, giver_rows, gain, back))
+
+    def _compact(self):
+        """Water-filling of every client over its own subchannels (K x L), cached per
+        ownership, with each subchannel's sorted position in its owner's row."""
+        key = self.owner.tobytes()
+        if getattr(self, "_compact_key", None) != key:
+            table = self.table()
+            safe = np.maximum(table, 0)
+            solver = WaterFilling(np.where(table >= 0, self.snr[np.arange(self.num_clients)[:, None], safe], 0.0),
+                                  self.bandwidth[safe])
+            position = np.full(self.owner.size, -1)
+            held = table >= 0
+            position[table[held]] = solver.sorted_position()[held]
+            self._compact_key, self._compact_value = key, (solver, position)
+        return self._compact_value
+
+    def _delta_rate(self, clients, removed, added, budget_w) -> np.ndarray:
+        """Rate of ``clients[q]`` without its subchannel ``removed[q]`` and with ``added[q]`` (-1: none)."""
+        solver, position = self._compact()
+        at = np.where(removed >= 0, position[np.maximum(removed, 0)], -1)
+        safe = np.maximum(added, 0)
+        snr = np.where(added >= 0, self.snr[clients, safe], 0.0)
+        return solver.max_rate_delta(clients, budget_w[clients], at, snr, self.bandwidth[safe])
+
+    def receiver_max_rate(self, ex: Exchanges, budget_w: np.ndarray) -> np.ndarray:
+        """(Q,) receiver's water-filling rate at its budget after each exchange.
+
+        Moves and swaps shift the receiver's sorted set (:meth:`WaterFilling.max_rate_delta`);
+        general splits are solved afresh.
+        """
+        rate = np.empty(ex.size)
+        split = ex.gained < 0
+        if np.any(split):
+            rate[split] = self.grouped(ex.receiver[split], ex.receiver_rows[split], "max_rate",
+                                       budget_w[ex.receiver[split]])
+        if not np.all(split):
+            rate[~split] = self._delta_rate(ex.receiver[~split], ex.returned[~split], ex.gained[~split], budget_w)
+        return rate
+
+    def giver_max_rate(self, ex: Exchanges, budget_w: np.ndarray) -> np.ndarray:
+        """(Q,) giver's water-filling rate at its budget after each exchange."""
+        rate = np.empty(ex.size)
+        split = ex.gained < 0
+        if np.any(split):
+            rate[split] = self.grouped(ex.giver[split], ex.giver_rows[split], "max_rate", budget_w[ex.giver[split]])
+        if not np.all(split):
+            rate[~split] = self._delta_rate(ex.giver[~split], ex.gained[~split], ex.returned[~split], budget_w)
+        return rate
+
+    def grouped(self, clients: np.ndarray, rows: np.ndarray, method: str, values: np.ndarray) -> np.ndarray:
+        """``WaterFilling.<method>(values)[0]`` for each row, solved in groups of equal
+        width so that one large set does not pad every row."""
+        rows = _trim(rows)
+        if rows.shape[1] <= 8:  # narrow enough: one batch
+            return getattr(self.water_filling(clients, rows), method)(values)[0]
+        last = rows.shape[1] - np.argmax(rows[:, ::-1] >= 0, axis=1)  # width up to the last subchannel
+        result = np.empty(rows.shape[0])
+        for width in np.unique(last):
+            pick = last == width
+            solver = self.water_filling(clients[pick], rows[pick, :max(width, 1)])
+            result[pick] = getattr(solver, method)(values[pick])[0]
+        return result
+
+    def apply(self, exchanges: Exchanges, q: int) -> None:
+        """Carry out exchange ``q``."""
+        for rows, client in ((exchanges.receiver_rows, exchanges.receiver), (exchanges.giver_rows, exchanges.giver)):
+            held = rows[q][rows[q] >= 0]
+            self.owner[held] = client[q]
