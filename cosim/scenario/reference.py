@@ -34,5 +34,25 @@ def render_reference() -> str:
     return "\n\n".join([head, *sections]) + "\n"
 
 
+MARKERS = ("<!-- scenario-reference:start -->\n", "<!-- scenario-reference:end -->")
+
+
+def update_readme(path: str) -> None:
+    """Replace the text between the README's scenario-reference markers with the rendered reference."""
+    with open(path) as fh:
+        text = fh.read()
+    head, sep, rest = text.partition(MARKERS[0])
+    _, sep2, tail = rest.partition(MARKERS[1])
+    if not (sep and sep2):
+        raise SystemExit(f"{path}: scenario-reference markers not found")
+    with open(path, "w") as fh:
+        fh.write(head + MARKERS[0] + render_reference() + MARKERS[1] + tail)
+
+
 if __name__ == "__main__":
-    print(render_reference(), end="")
+    import sys
+
+    if sys.argv[1:2] == ["--write"] and len(sys.argv) == 3:
+        update_readme(sys.argv[2])
+    else:
+        print(render_reference(), end="")

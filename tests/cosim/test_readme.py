@@ -11,7 +11,7 @@ def test_readme_scenario_reference_matches_the_schema():
     block = re.search(r"<!-- scenario-reference:start -->\n(.*?)<!-- scenario-reference:end -->", text, re.S)
     assert block, "README lost its scenario-reference markers"
     assert block.group(1) == render_reference(), (
-        "README scenario reference is stale: run `python -m cosim.scenario.reference` and paste it")
+        "README scenario reference is stale: run `python -m cosim.scenario.reference --write README.md`")
 
 
 def test_readme_gives_the_two_setup_commands_ci_runs():

@@ -9,17 +9,13 @@ from llm_split.models import tiny_causal_lm
 from llm_split.payload import CutMessage, ServerReply
 from llm_split.trainer import SplitLoRATrainer
 
-VOCAB = 128
+from _batches import VOCAB, left_padded_batch
 
 
 def batch(seed=0, batch_size=3, seq_len=10):
     """Random tokens, rows 1 and 2 left-padded; labels -100 on padding."""
-    g = torch.Generator().manual_seed(seed)
-    input_ids = torch.randint(0, VOCAB, (batch_size, seq_len), generator=g)
-    mask = torch.ones(batch_size, seq_len, dtype=torch.long)
-    mask[1, :3] = 0
-    mask[2, :6] = 0
-    return {"input_ids": input_ids, "attention_mask": mask, "labels": input_ids.masked_fill(mask == 0, -100)}
+    input_ids, mask, labels = left_padded_batch(batch_size, seq_len, seed)
+    return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
 
 
 def trainer(arch="llama", n_clients=2, seed=0, **kwargs):
