@@ -1,4 +1,4 @@
-"""The ``cosim`` command line: ``cosim run`` and ``cosim validate``.
+"""The ``cosim`` command line: ``run``, ``validate``, ``profile`` and ``sweep``.
 
 User errors (a bad scenario, flag or folder) print one message per problem and
 exit with status 2; internal bugs keep their traceback.
@@ -33,6 +33,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     val = sub.add_parser("validate", help="check a scenario and print it fully resolved")
     _scenario_args(val)
+    swp = sub.add_parser("sweep", help="run every run of a sweep file that is not done yet (resumable)")
+    swp.add_argument("sweep", help="sweep YAML file (base scenario + grid/zip/cases/seeds)")
+    swp.add_argument("--out", type=Path, default=None, help="sweep folder (default: results/<sweep name>)")
+    swp.add_argument("--workers", type=int, default=1, help="runs in parallel, one process each (default 1)")
+    swp.add_argument("--dry-run", action="store_true", help="list the runs and whether each is done; run nothing")
+    swp.add_argument("--quiet", action="store_true", help="no progress bar")
+    prof = sub.add_parser("profile", help="measure FLOPs and bytes per candidate cut and LoRA rank (the cost table)")
+    _scenario_args(prof)
+    prof.add_argument("--cuts", default=None, metavar="C1,C2,...",
+                      help="candidate cuts (default: every cut 1..L-1 of the model)")
+    prof.add_argument("--ranks", default=None, metavar="R1,R2,...", help="candidate LoRA ranks (default: 4,8,16,32,64)")
+    prof.add_argument("--out", type=Path, default=None, help="also write the table and its settings to this JSON file")
     return parser
 
 
@@ -71,10 +83,72 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _cmd_sweep(args) -> int:
+    from .sweep import describe, expand_runs, is_done, read_sweep, run_sweep
+
+    if args.workers < 1:
+        raise CosimError(f"--workers: expected a value >= 1 (got {args.workers})")
+    sweep = read_sweep(args.sweep)
+    runs = expand_runs(sweep)
+    out = args.out if args.out is not None else Path("results") / sweep.name
+    if args.dry_run:
+        n_done = 0
+        for r in runs:
+            done = is_done(out, r.run_id)
+            n_done += done
+            print(f"{r.run_id}  {'done' if done else 'to run':6}  {describe(r.params)}")
+        print(f"{sweep.name}: {len(runs)} runs, {n_done} done, {len(runs) - n_done} to run -> {out}")
+        return 0
+    try:
+        res = run_sweep(runs, out, workers=args.workers, progress=not args.quiet,
+                        about={"name": sweep.name, "sweep_file": str(args.sweep), "base": str(sweep.base_path)})
+    except KeyboardInterrupt:
+        print(f"cosim: interrupted; finished runs are kept in {out}; run the same command again to resume",
+              file=sys.stderr)
+        return 130
+    print(f"{sweep.name}: {res.total} runs: {res.skipped} already done, {res.done} ran, {res.failed} failed")
+    print(f"wrote {out}/sweep.parquet")
+    return 1 if res.failed else 0
+
+
+def _int_list(flag: str, text: str | None, lower: int) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < lower or len(set(values)) != len(values):
+        raise CosimError(f"{flag}: expected distinct comma-separated integers >= {lower} (got {text!r})")
+    return values
+
+
+def _cmd_profile(args) -> int:
+    from .profile import format_profile, profile_scenario, profile_to_json
+
+    cuts, ranks = _int_list("--cuts", args.cuts, 1), _int_list("--ranks", args.ranks, 1)
+    if args.out is not None and args.out.is_dir():
+        raise CosimError(f"--out: expected a file name (got the folder {args.out})")
+    sc = _load(args)
+    try:
+        result = profile_scenario(sc, cuts=cuts, ranks=ranks)
+    except CosimError as exc:
+        if str(exc).startswith("cuts:"):
+            raise CosimError(f"--{exc}") from exc
+        raise
+    sys.stdout.write(format_profile(result))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(profile_to_json(result))
+        print(f"wrote {args.out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    command = {"run": _cmd_run, "validate": _cmd_validate}[args.command]
+    command = {"run": _cmd_run, "validate": _cmd_validate, "sweep": _cmd_sweep,
+               "profile": _cmd_profile}[args.command]
     try:
         return command(args)
     except CosimError as exc:

@@ -28,6 +28,9 @@ class ScenarioError(CosimError):
         self.problems = list(problems)
         super().__init__("\n".join(self.problems))
 
+    def __reduce__(self):  # survive pickling across a process pool
+        return (type(self), (self.problems,))
+
 
 class InfeasibleError(CosimError):
     """An optimisation problem has no solution; the message names the constraint."""

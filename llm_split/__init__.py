@@ -12,6 +12,7 @@ from .flops import FlopCounter, StepFlops, analytic_lora_step_flops
 from .lora import LoraSettings
 from .models import DEFAULT_MODEL, cache_dir, load_causal_lm, num_layers, tiny_causal_lm
 from .partition import partition_dirichlet, partition_iid
+from .profile import profile_costs, synthetic_batch
 from .payload import CutMessage, ServerReply, state_dict_nbytes, tensor_nbytes
 from .split import ClientPart, ServerPart, split_causal_lm
 from .tasks import TASKS, Task, load_task
@@ -21,6 +22,6 @@ __all__ = [
     "DEFAULT_MODEL", "IGNORE_INDEX", "TASKS", "ClientBatches", "ClientPart", "CutMessage", "EvalResult",
     "FlopCounter", "LoraSettings", "PromptEncoder", "ServerPart", "ServerReply", "SplitLoRATrainer", "StepFlops",
     "Task", "analytic_lora_step_flops", "cache_dir", "eval_batches", "evaluate_label_token",
-    "fedavg_state_dicts", "load_causal_lm", "load_task", "num_layers", "partition_dirichlet", "partition_iid",
+    "fedavg_state_dicts", "load_causal_lm", "load_task", "num_layers", "partition_dirichlet", "partition_iid", "profile_costs", "synthetic_batch",
     "split_causal_lm", "state_dict_nbytes", "tensor_nbytes", "tiny_causal_lm",
 ]

@@ -6,5 +6,6 @@ run folder into DataFrames.
 
 from .analysis import critical_path, phase_totals
 from .load import Run, load_run
+from .sweep import SweepResults, load_sweep
 
-__all__ = ["Run", "critical_path", "load_run", "phase_totals"]
+__all__ = ["Run", "SweepResults", "critical_path", "load_run", "load_sweep", "phase_totals"]
