@@ -12,8 +12,6 @@ import channel
 from .scenario import Scenario
 from .seeding import stream
 
-SPEED_OF_LIGHT_MPS = 299_792_458.0
-
 
 @dataclass(frozen=True)
 class ClientRadio:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Mapping
 
-import torch
-
 from llm_split import (ClientBatches, LoraSettings, PromptEncoder, SplitLoRATrainer, eval_batches,
                        load_causal_lm, load_task, num_layers, partition_dirichlet, partition_iid)
 
@@ -51,6 +49,8 @@ class SplitLoRAWorkload:
     def from_scenario(cls, sc: Scenario) -> "SplitLoRAWorkload":
         """Load the model and the task, partition the data and set up the adapters of ``sc``."""
         from transformers.utils import logging as hf_logging
+
+        import torch
 
         hf_logging.disable_progress_bar()  # cosim draws its own progress bar
         torch.manual_seed(stream_int(sc.seed, "torch"))
