@@ -45,6 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
                       help="candidate cuts (default: every cut 1..L-1 of the model)")
     prof.add_argument("--ranks", default=None, metavar="R1,R2,...", help="candidate LoRA ranks (default: 4,8,16,32,64)")
     prof.add_argument("--out", type=Path, default=None, help="also write the table and its settings to this JSON file")
+    opt = sub.add_parser("optimize", help="every allocation policy's decisions and predicted delay, side by side")
+    _scenario_args(opt)
+    opt.add_argument("--profile", type=Path, default=None,
+                     help="cost table from `cosim profile --out` (default: measure it now)")
+    opt.add_argument("--cuts", default=None, metavar="C1,C2,...", help="candidate cuts when measuring now")
+    opt.add_argument("--ranks", default=None, metavar="R1,R2,...", help="candidate ranks when measuring now")
+    opt.add_argument("--knowledge", default="average", choices=["average", "current"],
+                     help="gains the optimizer sees: large-scale only, or the first fading block")
+    opt.add_argument("--out", type=Path, default=None, help="also write the decisions to this JSON file")
     return parser
 
 
@@ -144,10 +153,29 @@ def _cmd_profile(args) -> int:
     return 0
 
 
+def _cmd_optimize(args) -> int:
+    from .optimize import format_policies, optimize_scenario, to_json
+    from .profile import profile_scenario, read_profile
+
+    sc = _load(args)
+    if args.profile is not None:
+        costs = read_profile(args.profile)["costs"]
+    else:
+        cuts, ranks = _int_list("--cuts", args.cuts, 1), _int_list("--ranks", args.ranks, 1)
+        costs = profile_scenario(sc, cuts=cuts, ranks=ranks)["costs"]
+    result = optimize_scenario(sc, costs, knowledge=args.knowledge)
+    sys.stdout.write(format_policies(result))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(to_json(result))
+        print(f"wrote {args.out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    command = {"run": _cmd_run, "validate": _cmd_validate, "sweep": _cmd_sweep,
+    command = {"run": _cmd_run, "validate": _cmd_validate, "sweep": _cmd_sweep, "optimize": _cmd_optimize,
                "profile": _cmd_profile}[args.command]
     try:
         return command(args)
