@@ -48,13 +48,17 @@ class SplitFedSimulation:
         Whether to evaluate held-out accuracy after a round (not on the simulated clock).
     on_round : callable(round, now_s), optional
         Progress callback.
+    allocate : callable(round, now_s, radios) -> (radios, predicted_s), optional
+        The allocation policy, asked at the start of each round: returns the
+        clients' radios with their new uplinks and the round delay it predicts.
     """
 
     def __init__(self, *, workload: SplitWorkload, radios: Sequence[ClientRadio],
                  client_flops_per_s: Sequence[float], server_flops_per_s: float,
                  fed_server_flops_per_s: float, server_slots: int, rounds: int, local_iterations: int,
                  recorder: Recorder, evaluate_after: Callable[[int], bool] = lambda r: False,
-                 on_round: Callable[[int, float], None] | None = None):
+                 on_round: Callable[[int, float], None] | None = None,
+                 allocate: Callable[[int, float, list], tuple[list, float]] | None = None):
         self.env = simpy.Environment()
         self.workload = workload
         self.radios = list(radios)
@@ -68,6 +72,7 @@ class SplitFedSimulation:
         self.evaluate_after = evaluate_after
         self.on_round = on_round
         self.evaluations: dict[int, Evaluation] = {}
+        self.allocate = allocate
 
     def run(self) -> float:
         """Run every round; return the total simulated time, s."""
@@ -83,6 +88,10 @@ class SplitFedSimulation:
 
     def _round(self, r: int):
         t0 = self.env.now
+        predicted = float("nan")
+        if self.allocate is not None:
+            # The policy decides this round's uplink from what it knows at the round's start.
+            self.radios, predicted = self.allocate(r, t0, self.radios)
         first_event = len(self.rec.event_rows)
         yield self.env.all_of([self.env.process(self._client(r, k)) for k in range(len(self.radios))])
 
@@ -107,7 +116,7 @@ class SplitFedSimulation:
             train_loss=sum(losses) / len(losses) if losses else float("nan"),
             uplink_bytes=sum(e["bytes"] for e in rows if e["kind"] in ("uplink", "adapter_upload")),
             downlink_bytes=sum(e["bytes"] for e in rows if e["kind"] in ("downlink", "broadcast")),
-            clients=len(self.radios),
+            clients=len(self.radios), predicted_s=predicted,
             accuracy=ev.accuracy if ev else float("nan"), eval_loss=ev.loss if ev else float("nan"),
         )
         if self.on_round:
@@ -153,5 +162,5 @@ class SplitFedSimulation:
         yield self.env.timeout(tx.duration_s)
         self.rec.event(round=r, iteration=i, client=k, kind=kind, t_start_s=start, duration_s=tx.duration_s,
                        nbytes=nbytes, rate_bps=tx.mean_rate_bps if nbytes else float("nan"),
-                       snr_db=tx.snr_db, n_subchannels=len(radio.subchannels),
+                       snr_db=tx.snr_db, n_subchannels=len(link.subchannels),
                        power_w=radio.downlink_power_w if down else radio.uplink_power_w)

@@ -25,12 +25,13 @@ from .seeding import stream
 KNOWLEDGE = ("average", "current")
 
 
-def build_problem(sc: Scenario, costs: dict, *, knowledge: str = "average",
+def build_problem(sc: Scenario, costs: dict, *, knowledge: str = "average", radios=None, t_s: float = 0.0,
                   rounds_to_target: np.ndarray | None = None) -> solver.Problem:
     """The FedsLLM problem of scenario ``sc`` with the cost table ``costs`` (CostTable fields).
 
     ``knowledge``: ``"average"`` gives the optimizer the large-scale gains only
-    (E|h|^2 = 1), ``"current"`` the gains of the first fading block.
+    (E|h|^2 = 1), ``"current"`` the gains of the fading block at time ``t_s``.
+    ``radios``: the clients' current radios (default: the scenario's, built here).
     ``rounds_to_target`` (one per rank): without a measurement every rank is taken
     to need the scenario's ``training.rounds`` (the documented fallback), so the
     rank is then chosen for its delay alone.
@@ -38,11 +39,11 @@ def build_problem(sc: Scenario, costs: dict, *, knowledge: str = "average",
     if knowledge not in KNOWLEDGE:
         raise CosimError(f"--knowledge: expected one of {', '.join(KNOWLEDGE)} (got {knowledge!r})")
     ch = sc.channel
-    radios = build_radio(sc)
+    radios = build_radio(sc) if radios is None else radios
     n = ch.n_subchannels
     gain = np.array([[r.large_scale_gain_lin] * n for r in radios])
     if knowledge == "current":
-        gain = gain * np.array([r.uplink.fading.power_gain(0) for r in radios])
+        gain = gain * np.array([r.uplink.fading.power_gain(r.uplink.fading.block_index(t_s)) for r in radios])
     table = solver.CostTable(**costs)
     if rounds_to_target is None:
         rounds_to_target = np.full(len(table.ranks), float(sc.training.rounds))
@@ -52,8 +53,8 @@ def build_problem(sc: Scenario, costs: dict, *, knowledge: str = "average",
         costs=table, rounds_to_target=np.asarray(rounds_to_target, dtype=float),
         bandwidth_hz=np.full(n, ch.subchannel_bandwidth_hz), gain_lin=gain, noise_power_w=np.full(n, noise_w),
         device_flops_per_s=np.array(client_flops_per_s(sc)), server_flops_per_s=sc.compute.server_flops_per_s,
-        # The downlink is not optimised: each client's rate on its equal share at block 0.
-        downlink_rate_bps=np.array([r.downlink.rate_bps(0) for r in radios]),
+        # The downlink is not optimised: each client's rate on its equal share of the band, now.
+        downlink_rate_bps=np.array([r.downlink.rate_bps(r.downlink.fading.block_index(t_s)) for r in radios]),
         max_power_w=np.full(len(radios), float(channel.dbm_to_watt(sc.clients.max_power_dbm))),
         local_iterations=sc.training.local_iterations,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -115,3 +116,20 @@ def build_radio(sc: Scenario) -> list[ClientRadio]:
             uplink=uplink, downlink=downlink,
         ))
     return radios
+
+
+def with_uplink(radio: ClientRadio, sc: Scenario, subchannels, power_w) -> ClientRadio:
+    """``radio`` with a new uplink allocation (subchannel indices, W on each); same fading and downlink.
+
+    The downlink keeps its equal share of the band: an allocation policy decides
+    the uplink only (the downlink is not optimised, as in the joint problem).
+    """
+    ch = sc.channel
+    subs = tuple(int(n) for n in subchannels)
+    power = np.asarray(power_w, dtype=float)
+    noise_up = channel.noise_power_w(ch.subchannel_bandwidth_hz, noise_figure_db=ch.bs_noise_figure_db,
+                                     noise_psd_dbm_per_hz=ch.noise_psd_dbm_per_hz)
+    uplink = channel.RadioLink(subchannels=subs, power_w=power, bandwidth_hz=ch.subchannel_bandwidth_hz,
+                               large_scale_gain_lin=radio.large_scale_gain_lin, fading=radio.uplink.fading,
+                               noise_power_w=noise_up)
+    return dataclasses.replace(radio, subchannels=subs, uplink_power_w=float(power.sum()), uplink=uplink)

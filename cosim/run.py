@@ -71,6 +71,11 @@ def run_scenario(sc: Scenario, out_dir: str | Path, *, workload: SplitWorkload |
     stage("evaluating before training")
     before = workload.evaluate()
 
+    allocator = None
+    if sc.allocation.policy != "equal":
+        from .allocation import SolverAllocator  # imports solver
+
+        allocator = SolverAllocator(sc, workload.cost_table())
     rec = Recorder(run=sc.name)
     every = sc.training.eval_every
     sim = SplitFedSimulation(
@@ -79,7 +84,7 @@ def run_scenario(sc: Scenario, out_dir: str | Path, *, workload: SplitWorkload |
         fed_server_flops_per_s=sc.compute.fed_server_flops_per_s, server_slots=sc.compute.server_slots,
         rounds=sc.training.rounds, local_iterations=sc.training.local_iterations, recorder=rec,
         evaluate_after=lambda r: every > 0 and ((r + 1) % every == 0 or r + 1 == sc.training.rounds),
-        on_round=on_round,
+        on_round=on_round, allocate=allocator,
     )
     stage("training")
     total_s = sim.run()
@@ -108,6 +113,9 @@ def run_scenario(sc: Scenario, out_dir: str | Path, *, workload: SplitWorkload |
              "subchannels": len(r.subchannels), "uplink_power_w": r.uplink_power_w}
             for k, r in enumerate(radios)
         ],
+        "allocation": {"policy": sc.allocation.policy, "every": sc.allocation.every,
+                       "knowledge": sc.allocation.knowledge,
+                       "decisions": allocator.decisions if allocator else []},
         "n_events": len(events),
         "wall_time_s": time.perf_counter() - wall0,
         "wall_s_by_kind": dict(rec.wall_s),

@@ -36,6 +36,7 @@ ROUND_COLUMNS = {
     "uplink_bytes": "int64",
     "downlink_bytes": "int64",
     "clients": "int64",
+    "predicted_s": "float64",  # the allocation policy's predicted round delay (NaN for 'equal')
     "accuracy": "float64",     # held-out, where evaluated (eval_every), else NaN
     "eval_loss": "float64",
 }

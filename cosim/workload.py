@@ -66,3 +66,6 @@ class SplitWorkload(Protocol):
 
     def evaluate(self) -> Evaluation:
         """Held-out accuracy and loss of the global model."""
+
+    def cost_table(self) -> dict:
+        """``solver.CostTable`` fields (plain arrays) for this run's one cut and rank, per iteration."""

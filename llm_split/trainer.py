@@ -163,6 +163,18 @@ class SplitLoRATrainer:
         return {"client": state_dict_nbytes(self.client_adapter_state(0)),
                 "server": state_dict_nbytes(self.server_adapter_state(0))}
 
+    def cut_message_nbytes(self, batch: Mapping[str, torch.Tensor]) -> dict[str, int]:
+        """Bytes that cross the cut per step on ``batch``: ``activation`` (hidden + mask + labels) and ``gradient``.
+
+        The sizes :meth:`client_forward` and :meth:`server_step` report, from the shapes
+        and dtypes alone (no compute).
+        """
+        b, t = batch["input_ids"].shape
+        param = next(self.client_part.parameters())
+        hidden = b * t * self.model.config.hidden_size * param.element_size()
+        return {"activation": hidden + tensor_nbytes(batch["attention_mask"]) + tensor_nbytes(batch["labels"]),
+                "gradient": hidden}
+
     def adapter_element_size(self) -> int:
         """Bytes per adapter weight (4 for float32)."""
         return next(iter(self.client_adapter_state(0).values())).element_size()

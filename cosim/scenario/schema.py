@@ -115,9 +115,16 @@ class Training:
 
 @dataclass(frozen=True)
 class Allocation:
-    policy: Literal["equal"] = setting(
-        "equal", doc="subchannels and power: 'equal' deals the subchannels in contiguous equal blocks "
-                     "and spreads each device's power evenly over its own")
+    policy: Literal["equal", "random", "resources_only"] = setting(
+        "equal", doc="uplink subchannels and power: 'equal' deals the subchannels in contiguous equal blocks "
+                     "and spreads each device's power evenly over its own; 'random' deals them at random; "
+                     "'resources_only' runs the joint optimizer's assignment and power control for the "
+                     "scenario's cut and rank (cut and rank themselves: `cosim optimize`)")
+    every: Literal["round", "once"] = setting(
+        "round", doc="re-decide the allocation at the start of every round, or once before the first")
+    knowledge: Literal["average", "current"] = setting(
+        "current", doc="channel the policy sees: 'current' fading block at the round's start, or "
+                       "'average' (large-scale gain only)")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
+import numpy as np
+
 from llm_split import (ClientBatches, LoraSettings, PromptEncoder, SplitLoRATrainer, eval_batches,
                        load_causal_lm, load_task, num_layers, partition_dirichlet, partition_iid)
 
@@ -31,10 +33,13 @@ class SplitLoRAWorkload:
     samplers : list of llm_split.ClientBatches
         Each client's batch sampler, on its own random stream.
     eval_batch_size : int
+    rank : int
+        The LoRA rank (reported in the cost table).
     """
 
-    def __init__(self, *, trainer, encoder, task, client_indices, samplers, eval_batch_size: int):
+    def __init__(self, *, trainer, encoder, task, client_indices, samplers, eval_batch_size: int, rank: int):
         self.trainer = trainer
+        self.rank = rank
         self.encoder = encoder
         self.task = task
         self.client_indices = client_indices
@@ -76,7 +81,7 @@ class SplitLoRAWorkload:
         samplers = [ClientBatches(parts[i], sc.training.batch_size, stream(sc.seed, "data", "batches", i))
                     for i in range(k)]
         return cls(trainer=trainer, encoder=encoder, task=task, client_indices=parts, samplers=samplers,
-                   eval_batch_size=sc.training.eval_batch_size)
+                   eval_batch_size=sc.training.eval_batch_size, rank=sc.lora.rank)
 
     # -- the SplitWorkload contract ------------------------------------------------------------
 
@@ -109,6 +114,22 @@ class SplitLoRAWorkload:
         # A weighted average costs one multiply and one add per element per client, on both parts.
         n_elements = (sizes["client"] + sizes["server"]) / self.trainer.adapter_element_size()
         return StepCost(flops=2.0 * len(weights) * n_elements, nbytes=sizes["client"])
+
+    def cost_table(self) -> dict:
+        # A throwaway step (no weight, gradient or random state changes) measures this shape's FLOPs.
+        idx = np.arange(min(self.samplers[0].batch_size, len(self.task.train_texts)))
+        batch = self.encoder.encode([self.task.train_texts[i] for i in idx], self.task.train_labels[idx])
+        flops = self.trainer.step_flops(batch)
+        msg_bytes = self.trainer.cut_message_nbytes(batch)
+        return {
+            "cuts": np.array([self.trainer.cut_layer]), "ranks": np.array([self.rank]),
+            "client_forward_flops": np.array([[flops.client_forward]]),
+            "client_backward_flops": np.array([[flops.client_backward]]),
+            "server_flops": np.array([[flops.server_forward_backward]]),
+            "activation_bytes": np.array([float(msg_bytes["activation"])]),
+            "gradient_bytes": np.array([float(msg_bytes["gradient"])]),
+            "client_adapter_bytes": np.array([[float(self.trainer.adapter_nbytes()["client"])]]),
+        }
 
     def evaluate(self) -> Evaluation:
         res = self.trainer.evaluate(self._eval, self.encoder.label_token_ids)
