@@ -132,43 +132,51 @@ def _int_list(flag: str, text: str | None, lower: int) -> list[int] | None:
     return values
 
 
-def _cmd_profile(args) -> int:
-    from .profile import format_profile, profile_scenario, profile_to_json
+def _profile(args, sc) -> dict:
+    """Measure the cost table for ``--cuts`` / ``--ranks`` (a bad cut is named as the flag)."""
+    from .profile import profile_scenario
 
     cuts, ranks = _int_list("--cuts", args.cuts, 1), _int_list("--ranks", args.ranks, 1)
-    if args.out is not None and args.out.is_dir():
-        raise CosimError(f"--out: expected a file name (got the folder {args.out})")
-    sc = _load(args)
     try:
-        result = profile_scenario(sc, cuts=cuts, ranks=ranks)
+        return profile_scenario(sc, cuts=cuts, ranks=ranks)
     except CosimError as exc:
         if str(exc).startswith("cuts:"):
             raise CosimError(f"--{exc}") from exc
         raise
+
+
+def _check_out_file(path: Path | None) -> None:
+    if path is not None and path.is_dir():
+        raise CosimError(f"--out: expected a file name (got the folder {path})")
+
+
+def _write_out_file(path: Path | None, text: str) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {path}")
+
+
+def _cmd_profile(args) -> int:
+    from .profile import format_profile, profile_to_json
+
+    _check_out_file(args.out)
+    result = _profile(args, _load(args))
     sys.stdout.write(format_profile(result))
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(profile_to_json(result))
-        print(f"wrote {args.out}")
+    _write_out_file(args.out, profile_to_json(result))
     return 0
 
 
 def _cmd_optimize(args) -> int:
     from .optimize import format_policies, optimize_scenario, to_json
-    from .profile import profile_scenario, read_profile
+    from .profile import read_profile
 
+    _check_out_file(args.out)
     sc = _load(args)
-    if args.profile is not None:
-        costs = read_profile(args.profile)["costs"]
-    else:
-        cuts, ranks = _int_list("--cuts", args.cuts, 1), _int_list("--ranks", args.ranks, 1)
-        costs = profile_scenario(sc, cuts=cuts, ranks=ranks)["costs"]
+    costs = read_profile(args.profile)["costs"] if args.profile is not None else _profile(args, sc)["costs"]
     result = optimize_scenario(sc, costs, knowledge=args.knowledge)
     sys.stdout.write(format_policies(result))
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(to_json(result))
-        print(f"wrote {args.out}")
+    _write_out_file(args.out, to_json(result))
     return 0
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import channel
 
 from .scenario import Scenario
+from .scenario.schema import per_client
 from .seeding import stream
 
 
@@ -54,10 +55,6 @@ def equal_subchannels(n_clients: int, n_subchannels: int) -> list[tuple[int, ...
     return out
 
 
-def _per_client(value, k: int) -> float:
-    return float(value[k] if len(value) > 1 else value[0]) if isinstance(value, tuple) else float(value)
-
-
 def fading_block_s(sc: Scenario) -> tuple[float, float]:
     """The fading block length (s) and the block-to-block correlation rho of the scenario."""
     ch = sc.channel
@@ -75,7 +72,7 @@ def client_distances_m(sc: Scenario) -> np.ndarray:
     """Each client's distance: given, or dropped uniformly in the cell from its own stream."""
     c = sc.clients
     if c.placement == "fixed":
-        return np.array([_per_client(c.distances_m, k) for k in range(c.count)])
+        return np.array([per_client(c.distances_m, k) for k in range(c.count)])
     return np.array([
         channel.drop_uniform_in_cell(stream(sc.seed, "placement", k), 1,
                                      radius_m=c.cell_radius_m, min_distance_m=c.min_distance_m)[0]

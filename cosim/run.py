@@ -13,6 +13,7 @@ from .engine import SplitFedSimulation
 from .output import check_out_dir, write_run
 from .radio import build_radio
 from .scenario import Scenario, dump_scenario
+from .scenario.schema import per_client
 from .trace import Recorder
 from .workload import Evaluation, SplitWorkload
 
@@ -21,12 +22,9 @@ def client_flops_per_s(sc: Scenario) -> list[float]:
     """Each device's effective FLOP/s: given directly, or clock x FLOPs per cycle x efficiency."""
     c, k = sc.compute, sc.clients.count
 
-    def pick(value, i):
-        return float(value[i] if len(value) > 1 else value[0]) if isinstance(value, tuple) else float(value)
-
     if c.client_flops_per_s is not None:
-        return [pick(c.client_flops_per_s, i) for i in range(k)]
-    return [pick(c.client_clock_hz, i) * c.client_flops_per_cycle * c.client_efficiency for i in range(k)]
+        return [per_client(c.client_flops_per_s, i) for i in range(k)]
+    return [per_client(c.client_clock_hz, i) * c.client_flops_per_cycle * c.client_efficiency for i in range(k)]
 
 
 def build_workload(sc: Scenario) -> SplitWorkload:

@@ -13,6 +13,13 @@ from typing import Literal
 from .fields import setting
 
 
+def per_client(value: float | tuple[float, ...], k: int) -> float:
+    """Client ``k``'s value of a setting given as one value for all or one per client."""
+    if isinstance(value, tuple):
+        return float(value[k] if len(value) > 1 else value[0])
+    return float(value)
+
+
 @dataclass(frozen=True)
 class Clients:
     count: int = setting(4, doc="number of clients (edge devices) K", gt=0)
