@@ -1,4 +1,4 @@
-"""The ``cosim`` command line: ``run``, ``validate``, ``profile`` and ``sweep``.
+"""The ``cosim`` command line: ``run``, ``validate``, ``sweep``, ``profile``, ``optimize`` and ``report``.
 
 User errors (a bad scenario, flag or folder) print one message per problem and
 exit with status 2; internal bugs keep their traceback.
@@ -37,6 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     swp.add_argument("sweep", help="sweep YAML file (base scenario + grid/zip/cases/seeds)")
     swp.add_argument("--out", type=Path, default=None, help="sweep folder (default: results/<sweep name>)")
     swp.add_argument("--workers", type=int, default=1, help="runs in parallel, one process each (default 1)")
+    swp.add_argument("--engine", default="local", choices=["local", "dask", "slurm"],
+                     help="where the runs execute: a local process pool (default), a Dask cluster, Slurm job "
+                          "arrays (the last two need: pip install 'cosim[cluster]')")
+    swp.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="--engine dask: a running Dask scheduler, e.g. tcp://host:8786 "
+                          "(default: start a LocalCluster of --workers processes)")
     swp.add_argument("--dry-run", action="store_true", help="list the runs and whether each is done; run nothing")
     swp.add_argument("--quiet", action="store_true", help="no progress bar")
     prof = sub.add_parser("profile", help="measure FLOPs and bytes per candidate cut and LoRA rank (the cost table)")
@@ -45,6 +51,18 @@ def build_parser() -> argparse.ArgumentParser:
                       help="candidate cuts (default: every cut 1..L-1 of the model)")
     prof.add_argument("--ranks", default=None, metavar="R1,R2,...", help="candidate LoRA ranks (default: 4,8,16,32,64)")
     prof.add_argument("--out", type=Path, default=None, help="also write the table and its settings to this JSON file")
+    prof.add_argument("--pilot-rounds", type=int, default=0, metavar="R",
+                      help="also run R rounds of real training per pilot rank and store the held-out loss and "
+                           "accuracy curves (rounds(rank) for the optimizer; default 0: none)")
+    prof.add_argument("--pilot-ranks", default=None, metavar="R1,R2,...", help="ranks of the pilot runs "
+                      "(default: every candidate rank)")
+    target = prof.add_mutually_exclusive_group()
+    target.add_argument("--target-loss", type=float, default=None, help="rounds(rank) counts the rounds to "
+                        "this held-out loss (default: the loss the best pilot rank reaches at its last round)")
+    target.add_argument("--target-accuracy", type=float, default=None,
+                        help="count the rounds to this held-out accuracy instead")
+    prof.add_argument("--max-rounds", type=int, default=None, help="cap on rounds(rank) for a rank whose fitted "
+                      "curve does not reach the target (default: 10 x the pilot rounds)")
     opt = sub.add_parser("optimize", help="every allocation policy's decisions and predicted delay, side by side")
     _scenario_args(opt)
     opt.add_argument("--profile", type=Path, default=None,
@@ -54,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--knowledge", default="average", choices=["average", "current"],
                      help="gains the optimizer sees: large-scale only, or the first fading block")
     opt.add_argument("--out", type=Path, default=None, help="also write the decisions to this JSON file")
+    rep = sub.add_parser("report", help="write PNG figures and an index.md for a run or sweep folder")
+    rep.add_argument("dir", type=Path, help="a run folder (summary.json) or a sweep folder (sweep.parquet)")
+    rep.add_argument("--out", type=Path, default=None, help="report folder (default: DIR/report)")
     return parser
 
 
@@ -93,10 +114,11 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
-    from .sweep import describe, expand_runs, is_done, read_sweep, run_sweep
+    from .sweep import check_engine_options, describe, expand_runs, is_done, read_sweep, run_sweep
 
     if args.workers < 1:
         raise CosimError(f"--workers: expected a value >= 1 (got {args.workers})")
+    check_engine_options(args.engine, args.scheduler)
     sweep = read_sweep(args.sweep)
     runs = expand_runs(sweep)
     out = args.out if args.out is not None else Path("results") / sweep.name
@@ -110,7 +132,8 @@ def _cmd_sweep(args) -> int:
         return 0
     try:
         res = run_sweep(runs, out, workers=args.workers, progress=not args.quiet,
-                        about={"name": sweep.name, "sweep_file": str(args.sweep), "base": str(sweep.base_path)})
+                        about={"name": sweep.name, "sweep_file": str(args.sweep), "base": str(sweep.base_path)},
+                        engine=args.engine, scheduler=args.scheduler, slurm=sweep.slurm)
     except KeyboardInterrupt:
         print(f"cosim: interrupted; finished runs are kept in {out}; run the same command again to resume",
               file=sys.stderr)
@@ -136,9 +159,27 @@ def _profile(args, sc) -> dict:
     """Measure the cost table for ``--cuts`` / ``--ranks`` (a bad cut is named as the flag)."""
     from .profile import profile_scenario
 
+    from .convergence import Target
+
     cuts, ranks = _int_list("--cuts", args.cuts, 1), _int_list("--ranks", args.ranks, 1)
+    pilot_rounds = getattr(args, "pilot_rounds", 0)
+    pilot_ranks = _int_list("--pilot-ranks", getattr(args, "pilot_ranks", None), 1)
+    if pilot_rounds != 0 and pilot_rounds < 2:
+        raise CosimError(f"--pilot-rounds: expected 0 (no pilot) or at least 2 rounds, to fit a curve "
+                         f"(got {pilot_rounds})")
+    if pilot_ranks is not None and not pilot_rounds:
+        raise CosimError("--pilot-ranks: expected --pilot-rounds too")
+    max_rounds = getattr(args, "max_rounds", None)
+    if max_rounds is not None and max_rounds < 1:
+        raise CosimError(f"--max-rounds: expected an integer >= 1 (got {max_rounds})")
+    acc = getattr(args, "target_accuracy", None)
+    if acc is not None and not 0 < acc <= 1:
+        raise CosimError(f"--target-accuracy: expected a value in (0, 1] (got {acc})")
+    target = Target(metric="accuracy" if acc is not None else "loss",
+                    value=acc if acc is not None else getattr(args, "target_loss", None), max_rounds=max_rounds)
     try:
-        return profile_scenario(sc, cuts=cuts, ranks=ranks)
+        return profile_scenario(sc, cuts=cuts, ranks=ranks, pilot_rounds=pilot_rounds, pilot_ranks=pilot_ranks,
+                                target=target, on_stage=lambda text: print(f"# {text}", file=sys.stderr))
     except CosimError as exc:
         if str(exc).startswith("cuts:"):
             raise CosimError(f"--{exc}") from exc
@@ -169,14 +210,25 @@ def _cmd_profile(args) -> int:
 
 def _cmd_optimize(args) -> int:
     from .optimize import format_policies, optimize_scenario, to_json
-    from .profile import read_profile
+    from .profile import profile_convergence, read_profile
 
     _check_out_file(args.out)
     sc = _load(args)
-    costs = read_profile(args.profile)["costs"] if args.profile is not None else _profile(args, sc)["costs"]
-    result = optimize_scenario(sc, costs, knowledge=args.knowledge)
+    profile = read_profile(args.profile) if args.profile is not None else _profile(args, sc)
+    conv = profile_convergence(profile)
+    costs = profile["costs"]
+    result = optimize_scenario(sc, costs, knowledge=args.knowledge,
+                               rounds_to_target=None if conv is None else conv.rounds_for(costs["ranks"]))
     sys.stdout.write(format_policies(result))
     _write_out_file(args.out, to_json(result))
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from results.report import write_report  # imports matplotlib when drawing: only for this command
+
+    index = write_report(args.dir, args.out)
+    print(f"wrote {index} and its figures")
     return 0
 
 
@@ -184,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     command = {"run": _cmd_run, "validate": _cmd_validate, "sweep": _cmd_sweep, "optimize": _cmd_optimize,
-               "profile": _cmd_profile}[args.command]
+               "profile": _cmd_profile, "report": _cmd_report}[args.command]
     try:
         return command(args)
     except CosimError as exc:

@@ -15,17 +15,17 @@ bytes under the fading it has at that moment.
 
 from __future__ import annotations
 
-import time
 from typing import Callable, Sequence
 
 import simpy
 
 from .radio import ClientRadio
+from .steps import TimedSteps
 from .trace import Recorder
-from .workload import Evaluation, SplitWorkload, StepCost
+from .workload import SplitWorkload
 
 
-class SplitFedSimulation:
+class SplitFedSimulation(TimedSteps):
     """One run's clock and processes.
 
     Parameters
@@ -48,9 +48,14 @@ class SplitFedSimulation:
         Whether to evaluate held-out accuracy after a round (not on the simulated clock).
     on_round : callable(round, now_s), optional
         Progress callback.
-    allocate : callable(round, now_s, radios) -> (radios, predicted_s), optional
+    allocate : callable(round, now_s, radios) -> (radios, predicted_s, cut, rank), optional
         The allocation policy, asked at the start of each round: returns the
-        clients' radios with their new uplinks and the round delay it predicts.
+        clients' radios with their new uplinks, the round delay it predicts, and
+        the cut and rank of the round; where they differ from the workload's
+        (``workload.cut``, ``workload.rank``), ``workload.configure(cut=, rank=)``
+        is called before the round's first step.
+    n_subchannels : int, optional
+        Uplink subchannels in the cell (see :class:`cosim.steps.TimedSteps`).
     """
 
     def __init__(self, *, workload: SplitWorkload, radios: Sequence[ClientRadio],
@@ -58,27 +63,18 @@ class SplitFedSimulation:
                  fed_server_flops_per_s: float, server_slots: int, rounds: int, local_iterations: int,
                  recorder: Recorder, evaluate_after: Callable[[int], bool] = lambda r: False,
                  on_round: Callable[[int, float], None] | None = None,
-                 allocate: Callable[[int, float, list], tuple[list, float]] | None = None):
-        self.env = simpy.Environment()
+                 allocate: Callable[[int, float, list], tuple[list, float, int, int]] | None = None,
+                 n_subchannels: int | None = None):
+        super().__init__(radios=radios, recorder=recorder, evaluate_after=evaluate_after, on_round=on_round,
+                         n_subchannels=n_subchannels)
         self.workload = workload
-        self.radios = list(radios)
         self.client_flops_per_s = list(client_flops_per_s)
         self.server_flops_per_s = server_flops_per_s
         self.fed_server_flops_per_s = fed_server_flops_per_s
         self.server = simpy.Resource(self.env, capacity=server_slots)
         self.rounds = rounds
         self.local_iterations = local_iterations
-        self.rec = recorder
-        self.evaluate_after = evaluate_after
-        self.on_round = on_round
-        self.evaluations: dict[int, Evaluation] = {}
         self.allocate = allocate
-
-    def run(self) -> float:
-        """Run every round; return the total simulated time, s."""
-        self.env.process(self._training())
-        self.env.run()
-        return self.env.now
 
     # -- processes -------------------------------------------------------------------------
 
@@ -89,44 +85,32 @@ class SplitFedSimulation:
     def _round(self, r: int):
         t0 = self.env.now
         predicted = float("nan")
+        cut, rank = getattr(self.workload, "cut", None), getattr(self.workload, "rank", None)
         if self.allocate is not None:
             # The policy decides this round's uplink from what it knows at the round's start.
-            self.radios, predicted = self.allocate(r, t0, self.radios)
+            self.radios, predicted, new_cut, new_rank = self.allocate(r, t0, self.radios)
+            if (cut is not None and new_cut != cut) or (rank is not None and new_rank != rank):
+                # A new cut or rank takes effect before the round's first step.
+                self.workload.configure(cut=new_cut, rank=new_rank)
+            cut, rank = new_cut, new_rank
         first_event = len(self.rec.event_rows)
         yield self.env.all_of([self.env.process(self._client(r, k)) for k in range(len(self.radios))])
 
         counts = self.workload.sample_counts()
-        start, wall = self.env.now, time.perf_counter()
-        cost = self.workload.aggregate({k: float(counts[k]) for k in range(len(self.radios))})
-        wall = time.perf_counter() - wall
-        duration = cost.flops / self.fed_server_flops_per_s
-        yield self.env.timeout(duration)
-        self.rec.event(round=r, client=-1, kind="aggregate", t_start_s=start, duration_s=duration,
-                       flops=cost.flops, nbytes=cost.nbytes, wall_s=wall)
-        yield self.env.all_of([self.env.process(self._transfer(r, k, -1, "broadcast", cost.nbytes, down=True))
-                               for k in range(len(self.radios))])
-
-        rows = self.rec.event_rows[first_event:]
-        losses = [e["loss"] for e in rows if e["kind"] == "server_step"]
-        ev = self.workload.evaluate() if self.evaluate_after(r) else None
-        if ev is not None:
-            self.evaluations[r] = ev
-        self.rec.round(
-            round=r, t_start_s=t0, t_end_s=self.env.now, duration_s=self.env.now - t0,
-            train_loss=sum(losses) / len(losses) if losses else float("nan"),
-            uplink_bytes=sum(e["bytes"] for e in rows if e["kind"] in ("uplink", "adapter_upload")),
-            downlink_bytes=sum(e["bytes"] for e in rows if e["kind"] in ("downlink", "broadcast")),
-            clients=len(self.radios), predicted_s=predicted,
-            accuracy=ev.accuracy if ev else float("nan"), eval_loss=ev.loss if ev else float("nan"),
-        )
-        if self.on_round:
-            self.on_round(r, self.env.now)
+        weights = {k: float(counts[k]) for k in range(len(self.radios))}
+        yield from self._aggregate(r, lambda: self.workload.aggregate(weights), self.fed_server_flops_per_s)
+        self._close_round(r, t0, first_event, evaluate=self.workload.evaluate, loss_kind="server_step",
+                          predicted_s=predicted, cut=cut, rank=rank)
 
     def _client(self, r: int, k: int):
+        t0, compute_s, sent = self.env.now, 0.0, 0
         for i in range(self.local_iterations):
+            start = self.env.now
             msg = yield from self._compute(r, k, i, "client_forward", self.workload.client_forward,
                                            self.client_flops_per_s[k])
+            compute_s += self.env.now - start
             yield from self._transfer(r, k, i, "uplink", msg.nbytes, down=False)
+            sent += msg.nbytes
 
             queued = self.env.now
             with self.server.request() as slot:
@@ -138,29 +122,13 @@ class SplitFedSimulation:
                                                  self.server_flops_per_s)
 
             yield from self._transfer(r, k, i, "downlink", reply.nbytes, down=True)
+            start = self.env.now
             yield from self._compute(r, k, i, "client_backward", self.workload.client_backward,
                                      self.client_flops_per_s[k])
+            compute_s += self.env.now - start
         upload = self.workload.adapter_upload(k)
-        yield from self._transfer(r, k, -1, "adapter_upload", upload.nbytes, down=False)
-
-    def _compute(self, r: int, k: int, i: int, kind: str, step: Callable[[int], StepCost],
-                 flops_per_s: float):
-        start, wall = self.env.now, time.perf_counter()
-        cost = step(k)
-        wall = time.perf_counter() - wall
-        duration = cost.flops / flops_per_s
-        yield self.env.timeout(duration)
-        self.rec.event(round=r, iteration=i, client=k, kind=kind, t_start_s=start, duration_s=duration,
-                       flops=cost.flops, nbytes=cost.nbytes, loss=cost.loss, wall_s=wall)
-        return cost
-
-    def _transfer(self, r: int, k: int, i: int, kind: str, nbytes: int, *, down: bool):
-        radio = self.radios[k]
-        link = radio.downlink if down else radio.uplink
-        start = self.env.now
-        tx = link.transfer(8 * nbytes, start)
-        yield self.env.timeout(tx.duration_s)
-        self.rec.event(round=r, iteration=i, client=k, kind=kind, t_start_s=start, duration_s=tx.duration_s,
-                       nbytes=nbytes, rate_bps=tx.mean_rate_bps if nbytes else float("nan"),
-                       snr_db=tx.snr_db, n_subchannels=len(link.subchannels),
-                       power_w=radio.downlink_power_w if down else radio.uplink_power_w)
+        upload_s = yield from self._transfer(r, k, -1, "adapter_upload", upload.nbytes, down=False)
+        n_sub = len(self.radios[k].subchannels)
+        self.rec.client(round=r, client=k, latency_s=self.env.now - t0, compute_s=compute_s, upload_s=upload_s,
+                        uplink_bytes=sent + upload.nbytes, adapter_bytes=upload.nbytes, n_subchannels=n_sub,
+                        bandwidth_share=n_sub / self.n_subchannels)

@@ -73,9 +73,14 @@ def _solution_dict(sol: solver.Solution) -> dict:
     }
 
 
-def optimize_scenario(sc: Scenario, costs: dict, *, knowledge: str = "average") -> dict:
-    """Every policy's decision on ``sc``; fixed-cut policies use the scenario's cut and rank."""
-    problem = build_problem(sc, costs, knowledge=knowledge)
+def optimize_scenario(sc: Scenario, costs: dict, *, knowledge: str = "average",
+                      rounds_to_target: np.ndarray | None = None) -> dict:
+    """Every policy's decision on ``sc``; fixed-cut policies use the scenario's cut and rank.
+
+    ``rounds_to_target``: rounds(rank) per rank of ``costs`` (from a profile's
+    pilot curves, :mod:`cosim.convergence`); None: ``training.rounds`` for every rank.
+    """
+    problem = build_problem(sc, costs, knowledge=knowledge, rounds_to_target=rounds_to_target)
     cut, rank = sc.split.cut_layer, sc.lora.rank
     if cut not in problem.costs.cuts or rank not in problem.costs.ranks:
         raise CosimError(f"the cost table lacks the scenario's split.cut_layer={cut} or lora.rank={rank} "
@@ -84,7 +89,10 @@ def optimize_scenario(sc: Scenario, costs: dict, *, knowledge: str = "average") 
     for name, policy in solver.POLICIES.items():
         sol = policy(problem, cut=cut, rank=rank, rng=stream(sc.seed, "policy", name))
         out[name] = {**_solution_dict(sol), "policy": name}
-    return {"scenario": sc.name, "knowledge": knowledge, "policies": out}
+    return {"scenario": sc.name, "knowledge": knowledge,
+            "rounds_to_target": None if rounds_to_target is None else
+            {int(r): float(n) for r, n in zip(problem.costs.ranks, rounds_to_target)},
+            "policies": out}
 
 
 def format_policies(result: dict) -> str:

@@ -12,7 +12,7 @@ import pandas as pd
 
 from .errors import CosimError
 
-RUN_FILES = ("events.parquet", "rounds.parquet", "summary.json", "scenario.yaml")
+RUN_FILES = ("events.parquet", "rounds.parquet", "clients.parquet", "summary.json", "scenario.yaml")
 
 
 def check_out_dir(out_dir: Path) -> None:
@@ -27,8 +27,10 @@ def check_out_dir(out_dir: Path) -> None:
 
 
 def write_run(out_dir: Path, *, events: pd.DataFrame, rounds: pd.DataFrame, summary: dict,
-              scenario_yaml: str) -> None:
-    """Write the four run files into a temporary sibling folder, then swap it into place.
+              scenario_yaml: str, clients: pd.DataFrame | None = None) -> None:
+    """Write the run files into a temporary sibling folder, then swap it into place.
+
+    ``clients.parquet`` (one row per round and client) is written when ``clients`` is given.
 
     ``summary.json`` is written last inside the temporary folder, so a folder with a
     summary is complete; the rename makes the whole run appear at once.
@@ -40,6 +42,8 @@ def write_run(out_dir: Path, *, events: pd.DataFrame, rounds: pd.DataFrame, summ
     try:
         events.to_parquet(tmp / "events.parquet", index=False)
         rounds.to_parquet(tmp / "rounds.parquet", index=False)
+        if clients is not None:
+            clients.to_parquet(tmp / "clients.parquet", index=False)
         (tmp / "scenario.yaml").write_text(scenario_yaml)
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
         if out_dir.exists():

@@ -5,15 +5,27 @@ this module picks its inputs from a scenario -- model, LoRA alpha, dropout and
 target modules, batch size, sequence length, a real encoded batch of the task --
 and turns the result into JSON and a table. torch is imported only inside
 :func:`profile_scenario`.
+
+With ``pilot_rounds`` > 0 it also measures convergence: for each pilot rank, a
+short real training run of the scenario (``run_scenario`` with
+``lora.rank``, ``training.rounds`` and ``training.eval_every=1`` overridden,
+the real workload, into a temporary folder) gives the held-out loss and
+accuracy after every round (round 0: before training). These curves are stored
+under ``pilot``; :mod:`cosim.convergence` fits them and gives rounds-to-target
+per rank.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import tempfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
+from .convergence import Convergence, Target
 from .errors import CosimError
 from .scenario import Scenario
 
@@ -23,7 +35,8 @@ _ARRAYS = ("cuts", "ranks", "client_forward_flops", "client_backward_flops", "se
            "activation_bytes", "gradient_bytes", "client_adapter_bytes")
 
 
-def profile_scenario(sc: Scenario, *, cuts=None, ranks=None) -> dict:
+def profile_scenario(sc: Scenario, *, cuts=None, ranks=None, pilot_rounds: int = 0, pilot_ranks=None,
+                     target: Target | None = None, on_stage: Callable[[str], None] | None = None) -> dict:
     """Measure the cost table of ``sc``'s model for every candidate cut and rank.
 
     Parameters
@@ -36,13 +49,24 @@ def profile_scenario(sc: Scenario, *, cuts=None, ranks=None) -> dict:
         Candidate cuts; None: every valid cut ``1 .. L-1``.
     ranks : sequence of int or None
         Candidate ranks; None: :data:`DEFAULT_RANKS`.
+    pilot_rounds : int
+        Rounds of each pilot training run (0: no pilot, no convergence curves).
+    pilot_ranks : sequence of int or None
+        Ranks that get a pilot run; None: every candidate rank.
+    target : cosim.convergence.Target or None
+        What "converged" means for rounds-to-target; None: the default
+        (the loss the best pilot rank reaches at its last pilot round).
+    on_stage : callable(str), optional
+        Told what is being measured (progress).
 
     Returns
     -------
     dict
         ``model``, ``n_layers``, ``task``, ``batch_size``, ``seq_len``,
-        ``lora`` (alpha, dropout, target_modules), and ``costs``: the
-        ``solver.CostTable`` fields as numpy arrays (``solver.CostTable(**result["costs"])``).
+        ``lora`` (alpha, dropout, target_modules), ``costs``: the
+        ``solver.CostTable`` fields as numpy arrays (``solver.CostTable(**result["costs"])``),
+        ``server_adapter_bytes`` (C, Rk), ``adapter_element_bytes``, and
+        ``pilot`` (see :class:`cosim.convergence.Convergence`) or None.
 
     Raises
     ------
@@ -50,7 +74,7 @@ def profile_scenario(sc: Scenario, *, cuts=None, ranks=None) -> dict:
         Cuts outside ``1 .. L-1``, ranks below 1, or a model or task that cannot be loaded.
     """
     from llm_split import LoraSettings, PromptEncoder, load_causal_lm, load_task, num_layers
-    from llm_split.profile import profile_costs
+    from llm_split.profile import profile_costs_and_adapters
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # one model load per rank: no bar each time
@@ -79,30 +103,101 @@ def profile_scenario(sc: Scenario, *, cuts=None, ranks=None) -> dict:
     def factory():
         return fresh.pop() if fresh else load_causal_lm(sc.model.name)[0]
 
-    costs = profile_costs(factory, cuts=cuts, ranks=ranks, lora=lora, batch=batch)
+    stage = on_stage or (lambda text: None)
+    stage(f"cost table: {len(cuts)} cuts x {len(ranks)} ranks")
+    costs, adapters = profile_costs_and_adapters(factory, cuts=cuts, ranks=ranks, lora=lora, batch=batch)
+    pilot = None
+    if pilot_rounds:
+        pilot_ranks = ranks if pilot_ranks is None else list(pilot_ranks)
+        pilot = pilot_curves(sc, ranks=pilot_ranks, rounds=pilot_rounds, on_stage=stage)
+        Convergence.from_pilot({**pilot, "target": None})  # refuse unusable curves now, not at read time
+        pilot["target"] = (target or Target()).to_dict()
     return {"model": sc.model.name, "n_layers": n_layers, "task": sc.data.task,
             "batch_size": b, "seq_len": sc.training.seq_len,
             "lora": {"alpha": lora.alpha, "dropout": lora.dropout,
                      "target_modules": list(lora.target_modules) if lora.target_modules else None},
-            "costs": costs}
+            "costs": costs, **adapters, "pilot": pilot}
+
+
+def pilot_curves(sc: Scenario, *, ranks, rounds: int, on_stage: Callable[[str], None] | None = None) -> dict:
+    """Held-out loss and accuracy per round of a short real training run of ``sc`` at each rank.
+
+    Each run is ``sc`` with ``lora.rank``, ``training.rounds=rounds``,
+    ``training.eval_every=1`` and the real workload, written into a temporary
+    folder that is removed afterwards.
+
+    Returns
+    -------
+    dict
+        ``rounds``, ``ranks``, ``clients``, ``local_iterations``, ``seed``,
+        ``cut_layer``, ``test_size`` (held-out examples per evaluation), and
+        ``eval_loss`` / ``accuracy``: rank (as a string, JSON keys) -> ``rounds + 1``
+        values, index 0 before training, index t after round t.
+    """
+    import pandas as pd
+
+    from .run import run_scenario
+    from .scenario.schema import Workload
+
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise CosimError(f"--pilot-rounds: expected an integer >= 1 (got {rounds!r})")
+    stage = on_stage or (lambda text: None)
+    curves: dict[str, dict[str, list[float]]] = {"eval_loss": {}, "accuracy": {}}
+    with tempfile.TemporaryDirectory(prefix="cosim-pilot-") as tmp:
+        for rank in ranks:
+            stage(f"pilot: rank {rank}, {rounds} rounds")
+            run_sc = dataclasses.replace(
+                sc, lora=dataclasses.replace(sc.lora, rank=int(rank)),
+                training=dataclasses.replace(sc.training, rounds=rounds, eval_every=1),
+                allocation=dataclasses.replace(sc.allocation, policy="equal"),
+                workload=Workload())
+            out = Path(tmp) / f"rank{rank}"
+            summary = run_scenario(run_sc, out, on_round=lambda r, now_s, rank=rank: stage(
+                f"pilot: rank {rank}: round {r + 1}/{rounds} done"))
+            rows = pd.read_parquet(out / "rounds.parquet").sort_values("round")
+            curves["eval_loss"][str(rank)] = [summary["before"]["loss"], *map(float, rows["eval_loss"])]
+            curves["accuracy"][str(rank)] = [summary["before"]["accuracy"], *map(float, rows["accuracy"])]
+    return {"rounds": rounds, "ranks": [int(r) for r in ranks], "clients": sc.clients.count,
+            "local_iterations": sc.training.local_iterations, "seed": sc.seed,
+            "cut_layer": sc.split.cut_layer, "test_size": int(summary["before"]["n"]), **curves}
 
 
 def profile_to_json(result: dict) -> str:
     """The result of :func:`profile_scenario` as JSON (arrays as nested lists)."""
     costs = {name: np.asarray(result["costs"][name]).tolist() for name in _ARRAYS}
-    return json.dumps({**result, "costs": costs}, indent=2) + "\n"
+    out = {**result, "costs": costs}
+    if result.get("server_adapter_bytes") is not None:
+        out["server_adapter_bytes"] = np.asarray(result["server_adapter_bytes"]).tolist()
+    return json.dumps(out, indent=2) + "\n"
 
 
 def read_profile(path: str | Path) -> dict:
-    """Read a profile written by ``cosim profile --out``; ``costs`` holds numpy arrays again."""
+    """Read a profile written by ``cosim profile --out``; ``costs`` holds numpy arrays again.
+
+    Profiles written before ``server_adapter_bytes``, ``adapter_element_bytes``
+    and ``pilot`` existed read with those set to None.
+    """
     try:
         result = json.loads(Path(path).read_text())
         costs = result["costs"]
         result["costs"] = {name: np.asarray(costs[name], dtype=np.int64 if name in ("cuts", "ranks") else float)
                            for name in _ARRAYS}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        if result.get("server_adapter_bytes") is not None:
+            result["server_adapter_bytes"] = np.asarray(result["server_adapter_bytes"], dtype=float)
+        for key in ("server_adapter_bytes", "adapter_element_bytes", "pilot"):
+            result.setdefault(key, None)
+        if result["pilot"] is not None:
+            Convergence.from_pilot(result["pilot"])  # a broken pilot section is refused here, once
+    except CosimError as exc:
+        raise CosimError(f"{path}: {exc}") from exc
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CosimError(f"{path}: not a cosim profile ({type(exc).__name__}: {exc})") from exc
     return result
+
+
+def profile_convergence(result: dict) -> Convergence | None:
+    """The fitted convergence of a profile's pilot runs, or None when it has none."""
+    return Convergence.from_pilot(result["pilot"]) if result.get("pilot") else None
 
 
 def format_profile(result: dict) -> str:
@@ -118,4 +213,8 @@ def format_profile(result: dict) -> str:
                          f"{c['client_backward_flops'][i, j] / 1e9:>17.4f} {c['server_flops'][i, j] / 1e9:>13.4f} "
                          f"{c['activation_bytes'][i] / 1e3:>14.1f} {c['gradient_bytes'][i] / 1e3:>12.1f} "
                          f"{c['client_adapter_bytes'][i, j] / 1e3:>11.1f}")
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    conv = profile_convergence(result)
+    if conv is None:
+        return text + "# no pilot runs: every rank is taken to need the scenario's training.rounds\n"
+    return text + conv.describe()

@@ -28,10 +28,15 @@ def client_flops_per_s(sc: Scenario) -> list[float]:
 
 
 def build_workload(sc: Scenario) -> SplitWorkload:
-    """The real split-LoRA workload (imports torch, so only when a run needs it)."""
-    from .workloads.split_lora import SplitLoRAWorkload
+    """``workload.kind``: the real split-LoRA workload (imports torch, so only when a run needs it), or the
+    replay of a measured cost table (no torch)."""
+    if sc.workload.kind == "replay":
+        from .workloads.replay import ReplayWorkload
 
-    return SplitLoRAWorkload.from_scenario(sc)
+        return ReplayWorkload.from_scenario(sc)
+    from .workloads.reconfigurable import ReconfigurableSplitLoRAWorkload
+
+    return ReconfigurableSplitLoRAWorkload.from_scenario(sc)
 
 
 def _versions() -> dict[str, str]:
@@ -51,7 +56,8 @@ def _eval_dict(ev: Evaluation | None) -> dict:
 def run_scenario(sc: Scenario, out_dir: str | Path, *, workload: SplitWorkload | None = None,
                  on_round: Callable[[int, float], None] | None = None,
                  on_stage: Callable[[str], None] | None = None) -> dict:
-    """Run ``sc`` and write ``events.parquet``, ``rounds.parquet``, ``summary.json``, ``scenario.yaml``.
+    """Run ``sc`` and write ``events.parquet``, ``rounds.parquet``, ``clients.parquet``, ``summary.json``,
+    ``scenario.yaml``.
 
     Returns the summary. The output folder is checked before anything runs and the
     files appear together at the end (see ``cosim.output``).
@@ -63,33 +69,36 @@ def run_scenario(sc: Scenario, out_dir: str | Path, *, workload: SplitWorkload |
     check_out_dir(out_dir)
     wall0 = time.perf_counter()
     radios = build_radio(sc)
-    if workload is None:
-        stage("loading model and data")
-        workload = build_workload(sc)
-    stage("evaluating before training")
-    before = workload.evaluate()
-
-    allocator = None
-    if sc.allocation.policy != "equal":
-        from .allocation import SolverAllocator  # imports solver
-
-        allocator = SolverAllocator(sc, workload.cost_table())
     rec = Recorder(run=sc.name)
     every = sc.training.eval_every
-    sim = SplitFedSimulation(
-        workload=workload, radios=radios, client_flops_per_s=client_flops_per_s(sc),
-        server_flops_per_s=sc.compute.server_flops_per_s,
-        fed_server_flops_per_s=sc.compute.fed_server_flops_per_s, server_slots=sc.compute.server_slots,
-        rounds=sc.training.rounds, local_iterations=sc.training.local_iterations, recorder=rec,
-        evaluate_after=lambda r: every > 0 and ((r + 1) % every == 0 or r + 1 == sc.training.rounds),
-        on_round=on_round, allocate=allocator,
-    )
+    timing = dict(radios=radios, recorder=rec, on_round=on_round, n_subchannels=sc.channel.n_subchannels,
+                  client_flops_per_s=client_flops_per_s(sc), rounds=sc.training.rounds,
+                  local_iterations=sc.training.local_iterations,
+                  fed_server_flops_per_s=sc.compute.fed_server_flops_per_s,
+                  evaluate_after=lambda r: every > 0 and ((r + 1) % every == 0 or r + 1 == sc.training.rounds))
+    allocator = None
+    if sc.strategy.name != "split":
+        from .fedrun import fed_simulation
+
+        sim, workload, before = fed_simulation(sc, timing, workload=workload, stage=stage)
+    else:
+        if workload is None:
+            stage("loading model and data")
+            workload = build_workload(sc)
+        stage("evaluating before training")
+        before = workload.evaluate()
+        if sc.allocation.policy != "equal":
+            from .allocation import SolverAllocator  # imports solver
+
+            allocator = SolverAllocator.for_workload(sc, workload)
+        sim = SplitFedSimulation(workload=workload, server_flops_per_s=sc.compute.server_flops_per_s,
+                                 server_slots=sc.compute.server_slots, allocate=allocator, **timing)
     stage("training")
     total_s = sim.run()
     stage("evaluating after training")
     after = sim.evaluations.get(sc.training.rounds - 1) or workload.evaluate()
 
-    events, rounds = rec.events(), rec.rounds()
+    events, rounds, clients = rec.events(), rec.rounds(), rec.clients()
     path = critical_path(events)
     last = rounds.iloc[-1] if len(rounds) else None
     summary = {
@@ -114,10 +123,14 @@ def run_scenario(sc: Scenario, out_dir: str | Path, *, workload: SplitWorkload |
         "allocation": {"policy": sc.allocation.policy, "every": sc.allocation.every,
                        "knowledge": sc.allocation.knowledge,
                        "decisions": allocator.decisions if allocator else []},
+        "strategy": {"name": sc.strategy.name, "rank": int(getattr(workload, "rank", sc.lora.rank)),
+                     "mean_sparsity": float(clients["sparsity"].mean()) if len(clients) else 0.0,
+                     "tsfa": sim.policy.summary() if getattr(sim, "policy", None) is not None else None},
         "n_events": len(events),
         "wall_time_s": time.perf_counter() - wall0,
         "wall_s_by_kind": dict(rec.wall_s),
         "versions": _versions(),
     }
-    write_run(out_dir, events=events, rounds=rounds, summary=summary, scenario_yaml=dump_scenario(sc))
+    write_run(out_dir, events=events, rounds=rounds, clients=clients, summary=summary,
+              scenario_yaml=dump_scenario(sc))
     return summary

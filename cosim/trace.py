@@ -39,6 +39,26 @@ ROUND_COLUMNS = {
     "predicted_s": "float64",  # the allocation policy's predicted round delay (NaN for 'equal')
     "accuracy": "float64",     # held-out, where evaluated (eval_every), else NaN
     "eval_loss": "float64",
+    "cut": "Int64",            # the round's cut and LoRA rank (split learning; <NA> where not recorded)
+    "rank": "Int64",
+    "sparsity": "float64",     # mean fraction of the adapter withheld from the upload (0: dense)
+    "virtual_queue": "float64",  # TSFA's latency queue Q after the round, s (NaN for other strategies)
+}
+
+# One row per round and client: clients.parquet.
+CLIENT_COLUMNS = {
+    "run": "string",
+    "round": "int64",
+    "client": "int64",
+    "latency_s": "float64",        # round start -> the client's adapter upload finished
+    "compute_s": "float64",        # simulated compute time of the client in the round
+    "upload_s": "float64",         # its adapter upload
+    "uplink_bytes": "int64",       # everything it sent up in the round (cut activations and adapter)
+    "adapter_bytes": "int64",      # the adapter upload as sent (values + indices)
+    "sparsity": "float64",         # fraction of the adapter's values withheld (0: dense)
+    "n_subchannels": "int64",
+    "bandwidth_share": "float64",  # n_subchannels / channel.n_subchannels
+    "virtual_queue": "float64",    # TSFA's queue Q at the round's start, s (NaN for other strategies)
 }
 
 NAN = math.nan
@@ -51,6 +71,7 @@ class Recorder:
     run: str
     event_rows: list[dict] = field(default_factory=list)
     round_rows: list[dict] = field(default_factory=list)
+    client_rows: list[dict] = field(default_factory=list)
     # Wall-clock seconds of the real work per event kind. Kept out of the events table,
     # which must be identical run to run.
     wall_s: dict[str, float] = field(default_factory=dict)
@@ -69,13 +90,19 @@ class Recorder:
         self.wall_s[kind] = self.wall_s.get(kind, 0.0) + wall_s
 
     def round(self, **row) -> None:
-        self.round_rows.append({"run": self.run, **row})
+        self.round_rows.append({"run": self.run, "sparsity": 0.0, "virtual_queue": NAN, **row})
+
+    def client(self, **row) -> None:
+        self.client_rows.append({"run": self.run, "sparsity": 0.0, "virtual_queue": NAN, **row})
 
     def events(self) -> pd.DataFrame:
         return _frame(self.event_rows, EVENT_COLUMNS)
 
     def rounds(self) -> pd.DataFrame:
         return _frame(self.round_rows, ROUND_COLUMNS)
+
+    def clients(self) -> pd.DataFrame:
+        return _frame(self.client_rows, CLIENT_COLUMNS)
 
 
 def _frame(rows: list[dict], columns: dict[str, str]) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""What the engine asks of "the workload": each step's cost and result.
+"""What the engines ask of "the workload": each step's cost and result.
 
 The engine times events; the workload does (or replays) the work inside them.
 :class:`SplitWorkload` is the contract; ``cosim.workloads.split_lora`` runs the
@@ -69,3 +69,39 @@ class SplitWorkload(Protocol):
 
     def cost_table(self) -> dict:
         """``solver.CostTable`` fields (plain arrays) for this run's one cut and rank, per iteration."""
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A client's adapter upload as sent: its bytes (values + indices) and the fraction of values withheld."""
+
+    nbytes: int
+    sparsity: float = 0.0
+
+
+class FedWorkload(Protocol):
+    """Federated LoRA without a split: K clients train the whole model's adapters, a server averages them."""
+
+    n_clients: int
+    rank: int
+
+    def sample_counts(self) -> list[int]:
+        """Training examples held by each client (the averaging weights)."""
+
+    def local_step(self, client: int) -> StepCost:
+        """One local training step of the whole model on the client's next batch (FLOPs, loss)."""
+
+    def upload(self, client: int, sparsity: float) -> Upload:
+        """The client's adapter upload, sparsified as the strategy says with this ratio."""
+
+    def aggregate(self, weights: Mapping[int, float]) -> StepCost:
+        """Average the uploads into the global adapter and give it to every client; ``nbytes``: the broadcast."""
+
+    def evaluate(self) -> Evaluation:
+        """Held-out accuracy and loss of the global adapter."""
+
+    def step_flops(self) -> float:
+        """FLOPs of one local step (the shape of every training batch)."""
+
+    def dense_nbytes(self) -> int:
+        """Bytes of a client's whole adapter sent dense."""

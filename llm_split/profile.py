@@ -16,7 +16,9 @@ the client:
 Bytes are those of the real tensors (:mod:`llm_split.payload`): the uplink
 carries the hidden state (B, T, H) in the model's dtype plus the mask and the
 labels, the downlink the gradient of the hidden state, and a client's adapter
-upload is the LoRA weights of its blocks ``0 .. c-1``.
+upload is the LoRA weights of its blocks ``0 .. c-1``; the main server's
+copy of a client's adapter (averaged each round too) is that of blocks
+``c .. L-1`` (:func:`profile_adapters`).
 """
 
 from __future__ import annotations
@@ -77,9 +79,33 @@ def profile_costs(
     CosimError
         Cuts or ranks that are not distinct integers in range.
     """
+    return profile_costs_and_adapters(model_factory, cuts=cuts, ranks=ranks, lora=lora, batch=batch)[0]
+
+
+def profile_costs_and_adapters(
+    model_factory: Callable[[], nn.Module],
+    *,
+    cuts: Sequence[int],
+    ranks: Sequence[int],
+    lora: lora_mod.LoraSettings,
+    batch: Mapping[str, torch.Tensor],
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray | float]]:
+    """:func:`profile_costs` and, from the same measurement, the server side's adapter sizes.
+
+    Returns
+    -------
+    costs : dict of str to numpy.ndarray
+        As :func:`profile_costs`.
+    adapters : dict
+        ``server_adapter_bytes`` (C, Rk): the LoRA weights of blocks ``cut .. L-1``
+        that the main server keeps (and averages) per client; ``adapter_element_bytes``:
+        bytes per adapter weight (4 for float32), so that the averaging FLOPs
+        ``2 K (client + server bytes) / element bytes`` follow.
+    """
     cuts, ranks = _check_grid("cuts", cuts, 1), _check_grid("ranks", ranks, 1)
     n_cuts, n_ranks = len(cuts), len(ranks)
     out = {name: np.zeros((n_cuts, n_ranks)) for name in COST_FIELDS[2:5] + ("client_adapter_bytes",)}
+    server_adapter = np.zeros((n_cuts, n_ranks))
     for r, rank in enumerate(ranks):
         model = model_factory()
         n_layers = num_layers(model)
@@ -95,10 +121,13 @@ def profile_costs(
             out["client_backward_flops"][c, r] = per_rank["client_backward"] + b
             out["server_flops"][c, r] = per_rank["server"] - f - b
             out["client_adapter_bytes"][c, r] = per_rank["block_adapter_bytes"][:cut].sum()
+            server_adapter[c, r] = per_rank["block_adapter_bytes"][cut:].sum()
         activation, gradient = per_rank["activation_bytes"], per_rank["gradient_bytes"]
-    return {"cuts": np.array(cuts, dtype=np.int64), "ranks": np.array(ranks, dtype=np.int64), **out,
-            "activation_bytes": np.full(n_cuts, float(activation)),
-            "gradient_bytes": np.full(n_cuts, float(gradient))}
+    costs = {"cuts": np.array(cuts, dtype=np.int64), "ranks": np.array(ranks, dtype=np.int64), **out,
+             "activation_bytes": np.full(n_cuts, float(activation)),
+             "gradient_bytes": np.full(n_cuts, float(gradient))}
+    return costs, {"server_adapter_bytes": server_adapter,
+                   "adapter_element_bytes": float(per_rank["adapter_element_bytes"])}
 
 
 def synthetic_batch(*, vocab_size: int, batch_size: int, seq_len: int, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -124,6 +153,10 @@ def _profile_rank(model: nn.Module, *, rank: int, lora: lora_mod.LoraSettings,
         forward, backward = _block_flops(trainer.server_part, hidden, mask, n_blocks=last_cut - 1)
     name = trainer.names[0]
     blocks = [*trainer.client_part.blocks, *trainer.server_part.blocks]
+    if sum(len(lora_mod.adapter_parameters(b, name)) for b in blocks) != len(trainer.server_adapter_state(0)) + len(
+            trainer.client_adapter_state(0)):
+        raise CosimError("lora.target_modules: adapters outside the transformer blocks (e.g. on the head) "
+                         "are not profiled per cut")
     return {
         "client_forward": step.client_forward, "client_backward": step.client_backward,
         "server": step.server_forward_backward,
@@ -132,6 +165,7 @@ def _profile_rank(model: nn.Module, *, rank: int, lora: lora_mod.LoraSettings,
         "block_backward": np.array([0, *backward], dtype=np.float64),
         "block_adapter_bytes": np.array([state_dict_nbytes(lora_mod.adapter_parameters(b, name)) for b in blocks],
                                         dtype=np.float64),
+        "adapter_element_bytes": trainer.adapter_element_size(),
         "activation_bytes": tensor_nbytes(hidden) + tensor_nbytes(mask) + tensor_nbytes(labels),
         "gradient_bytes": tensor_nbytes(hidden),  # the gradient has the hidden state's shape and dtype
     }

@@ -18,7 +18,7 @@ averages the adapters and gives every client the average.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -83,6 +83,9 @@ class SplitLoRATrainer:
         model.train()  # LoRA dropout (if any) is on while training
         self._client_optimizers = [self._adamw(self.client_part, k, lr, weight_decay) for k in range(n_clients)]
         self._server_optimizers = [self._adamw(self.server_part, k, lr, weight_decay) for k in range(n_clients)]
+        # Called as before_step(side, client, params) after a step's backward and before its AdamW
+        # step, with that side's adapter parameters of that client (e.g. to add a regulariser's gradient).
+        self.before_step: Callable[[str, int, Mapping[str, nn.Parameter]], None] | None = None
         self._in_flight: dict[int, torch.Tensor] = {}  # client -> its hidden output, graph kept
         self._flops: dict[tuple[int, int], StepFlops] = {}  # (B, T) -> measured FLOPs
         self._partial_flops: dict[tuple[int, int], dict[str, int]] = {}
@@ -121,6 +124,7 @@ class SplitLoRATrainer:
         with self._count(tuple(hidden.shape[:2]), "server_forward_backward"):
             loss = self.server_part(hidden, attention_mask=message.attention_mask, labels=message.labels).loss
             loss.backward()
+        self._before_step("server", self.server_part, client)
         optimizer = self._server_optimizers[client]
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -134,6 +138,7 @@ class SplitLoRATrainer:
         hidden = self._in_flight.pop(client)
         with self._count(tuple(hidden.shape[:2]), "client_backward"):
             hidden.backward(reply.grad.to(hidden.device))
+        self._before_step("client", self.client_part, client)
         optimizer = self._client_optimizers[client]
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -271,6 +276,10 @@ class SplitLoRATrainer:
     def _check_client(self, client: int) -> None:
         if isinstance(client, bool) or not isinstance(client, int) or not 0 <= client < self.n_clients:
             raise ValueError(f"client(={client!r}) must be an integer in 0..{self.n_clients - 1}")
+
+    def _before_step(self, side: str, part: nn.Module, client: int) -> None:
+        if self.before_step is not None:
+            self.before_step(side, client, lora_mod.adapter_parameters(part, self.names[client]))
 
     def _device(self) -> torch.device:
         return next(self.model.parameters()).device

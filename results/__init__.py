@@ -1,11 +1,18 @@
-"""Loading runs into pandas, and the analyses every user computes.
+"""Loading runs into pandas, the analyses every user computes, and reports.
 
 Runs write under ``results/`` by default (ignored by git); this package turns a
-run folder into DataFrames.
+run or sweep folder into DataFrames (``load_run``, ``load_sweep``), analyses them
+(``results.analysis``) and writes figures with an index page (``write_report``;
+matplotlib is imported only when a report is written).
 """
 
-from .analysis import critical_path, phase_totals
+from .analysis import (accuracy_vs_time, bytes_by_direction, client_round_delay, critical_path,
+                       phase_time_per_client, phase_totals, round_critical_paths)
 from .load import Run, load_run
+from .report import write_report
 from .sweep import SweepResults, load_sweep
 
-__all__ = ["Run", "SweepResults", "critical_path", "load_run", "load_sweep", "phase_totals"]
+__all__ = [
+    "Run", "SweepResults", "accuracy_vs_time", "bytes_by_direction", "client_round_delay", "critical_path",
+    "load_run", "load_sweep", "phase_time_per_client", "phase_totals", "round_critical_paths", "write_report",
+]

@@ -22,6 +22,10 @@ POLICIES, get_policy
     Name -> ``(problem, *, cut, rank, rng) -> Solution``.
 water_filling, inverse_water_filling, WaterFilling
     The closed-form water-filling used by power control.
+TsfaDecision, VirtualQueue, tsfa_decision, offline_rank, shares_to_subchannels
+    TSFA (SOFT, arXiv 2505.00333): each round's bandwidth shares and sparsification
+    ratios by drift-plus-penalty under a long-term latency budget, the offline
+    LoRA rank, and shares rounded to whole subchannels.
 """
 
 from solver.alternating import solve
@@ -31,6 +35,7 @@ from solver.objective import evaluate
 from solver.policies import POLICIES, get_policy
 from solver.problem import CostTable, Problem
 from solver.solution import DelayBreakdown, Solution
+from solver.tsfa import TsfaDecision, VirtualQueue, offline_rank, shares_to_subchannels, tsfa_decision
 from solver.waterfilling import WaterFilling, inverse_water_filling, water_filling
 
 __all__ = [
@@ -39,15 +44,20 @@ __all__ = [
     "DelayBreakdown",
     "Problem",
     "Solution",
+    "TsfaDecision",
+    "VirtualQueue",
     "WaterFilling",
     "brute_force",
     "equal_allocation",
     "evaluate",
     "get_policy",
     "inverse_water_filling",
+    "offline_rank",
     "optimize_resources",
     "optimize_split_rank",
     "random_allocation",
+    "shares_to_subchannels",
     "solve",
+    "tsfa_decision",
     "water_filling",
 ]

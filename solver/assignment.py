@@ -160,6 +160,10 @@ def _fill(model: DelayModel) -> None:
         best = (current[k], None, None, None)
         for which, s in enumerate(sets):
             free = np.flatnonzero(s.owner < 0)
+            if free.size > 1 and np.all(s.bandwidth[free] == s.bandwidth[free[0]]):
+                # With equal bandwidths the water-filling rate grows with the added
+                # subchannel's SNR: only the strongest free one can help most.
+                free = free[[int(np.argmax(s.snr[k, free]))]]
             if free.size:
                 rate = s.rate_plus(k, free, model.budgets[which][k])
                 delay = model.delays(which, rate, np.full(free.size, k))

@@ -10,6 +10,7 @@ clients' new water-filling problems are solved in one vectorised batch.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -20,27 +21,62 @@ from solver.waterfilling import WaterFilling
 class Exchanges:
     """A batch of Q candidate re-partitions between two clients.
 
+    Moves and swaps are stored by the subchannels that change hands only: the
+    receiver's set can be large (a cell-edge client holding 30+ subchannels), and
+    scoring them needs no row (:meth:`WaterFilling.max_rate_delta`), so the padded
+    rows are built only when asked for.
+
     Attributes
     ----------
     receiver, giver : (Q,) int
         The two clients involved (the receiver is the one the search serves).
-    receiver_rows, giver_rows : (Q, W) int
-        Each client's subchannels after the exchange, padded with -1.
     gained, returned : (Q,) int
         For a move or swap, the subchannel the receiver gains and the one it gives
         back (-1 for a move); both -1 for a general split.
+    split_receiver_rows, split_giver_rows : (S, W) int
+        Each client's subchannels after each general split (the rows with
+        ``gained < 0``, in order), padded with -1.
+    table : (K, L) int
+        Every client's subchannels before the exchanges (:meth:`ChannelSet.table`).
     """
 
     receiver: np.ndarray
     giver: np.ndarray
-    receiver_rows: np.ndarray
-    giver_rows: np.ndarray
     gained: np.ndarray
     returned: np.ndarray
+    split_receiver_rows: np.ndarray
+    split_giver_rows: np.ndarray
+    table: np.ndarray
 
     @property
     def size(self) -> int:
         return self.receiver.size
+
+    @cached_property
+    def receiver_rows(self) -> np.ndarray:
+        """(Q, W) int: the receiver's subchannels after each exchange, padded with -1."""
+        return self._rows(self.receiver, self.split_receiver_rows, add=self.gained, drop=self.returned)
+
+    @cached_property
+    def giver_rows(self) -> np.ndarray:
+        """(Q, W) int: the giver's subchannels after each exchange, padded with -1."""
+        return self._rows(self.giver, self.split_giver_rows, add=self.returned, drop=self.gained)
+
+    def _rows(self, clients, split_rows, *, add, drop) -> np.ndarray:
+        split = self.gained < 0
+        width = max(self.table.shape[1] + 1, split_rows.shape[1])
+        rows = np.full((self.size, width), -1)
+        rows[split, :split_rows.shape[1]] = split_rows
+        held = self.table[clients[~split]]
+        kept = np.where(held == drop[~split, None], -1, held)  # the one given away leaves a hole
+        exchanged = np.flatnonzero(~split)
+        rows[exchanged, :held.shape[1]] = kept
+        rows[exchanged, np.sum(held >= 0, axis=1)] = add[~split]  # after its own; -1 when none comes
+        return rows
+
+    def split_position(self, q: int) -> int:
+        """Row of exchange ``q`` (a general split) in the ``split_*_rows``."""
+        return int(np.count_nonzero(self.gained[:q] < 0))
 
 
 def _splits(width: int) -> np.ndarray:
@@ -101,6 +137,12 @@ class ChannelSet:
         k = self.num_clients
         return WaterFilling(np.where(self.owner[None, :] == np.arange(k)[:, None], self.snr, 0.0), self.bandwidth)
 
+    def rate_of(self, k: int, budget_w: float) -> float:
+        """Rate of client k at ``budget_w`` over its current subchannels (one row of
+        :meth:`current`, without solving the other clients)."""
+        held = self.channels(k)
+        return float(WaterFilling(self.snr[k, held][None, :], self.bandwidth[held]).max_rate(budget_w)[0][0])
+
     def rate_plus(self, k: int, extra: np.ndarray, budget_w: float) -> np.ndarray:
         """(Q,) rate of client k at ``budget_w`` holding its subchannels plus each ``extra[q]``."""
         held = self.channels(k)
@@ -138,23 +180,25 @@ class ChannelSet:
                 if mine.size + size <= bound:
                     rows = self._splits_of(mine, theirs)
                 else:
-                    rows = self._moves_and_swaps(mine, theirs, weakest)
-                parts.append((k, np.tile(givers, rows[0].shape[0] // givers.size)) + rows)
+                    rows = (None, None) + self._moves_and_swaps(theirs, weakest)
+                parts.append((k, np.tile(givers, rows[2].size // givers.size)) + rows)
             listed[k] = True
-        total = sum(p[1].size for p in parts)
-        width = max([max(p[2].shape[1], p[3].shape[1]) for p in parts], default=1)
-        receiver, giver = np.empty(total, dtype=np.int64), np.empty(total, dtype=np.int64)
-        receiver_rows, giver_rows = np.full((total, width), -1), np.full((total, width), -1)
-        gained, returned = np.empty(total, dtype=np.int64), np.empty(total, dtype=np.int64)
+        cat = lambda i: np.concatenate([p[i] for p in parts]) if parts else np.zeros(0, dtype=np.int64)  # noqa: E731
+        splits = [p for p in parts if p[2] is not None]
+        width = max([max(p[2].shape[1], p[3].shape[1]) for p in splits], default=1)
+        n_split = sum(p[1].size for p in splits)
+        split_receiver_rows, split_giver_rows = np.full((n_split, width), -1), np.full((n_split, width), -1)
         at = 0
-        for k, g, r_rows, g_rows, gain, back in parts:
-            end = at + g.size
-            receiver[at:end], giver[at:end], gained[at:end], returned[at:end] = k, g, gain, back
-            receiver_rows[at:end, :r_rows.shape[1]] = r_rows
-            giver_rows[at:end, :g_rows.shape[1]] = g_rows
+        for p in splits:
+            end = at + p[1].size
+            split_receiver_rows[at:end, :p[2].shape[1]] = p[2]
+            split_giver_rows[at:end, :p[3].shape[1]] = p[3]
             at = end
-        return Exchanges(receiver=receiver, giver=giver, receiver_rows=receiver_rows, giver_rows=giver_rows,
-                         gained=gained, returned=returned)
+        receiver = np.concatenate([np.full(p[1].size, p[0], dtype=np.int64) for p in parts]) if parts \
+            else np.zeros(0, dtype=np.int64)
+        return Exchanges(receiver=receiver, giver=cat(1).astype(np.int64), gained=cat(4).astype(np.int64),
+                         returned=cat(5).astype(np.int64), split_receiver_rows=split_receiver_rows,
+                         split_giver_rows=split_giver_rows, table=table)
 
     @staticmethod
     def _splits_of(mine: np.ndarray, theirs: np.ndarray):
@@ -167,27 +211,21 @@ class ChannelSet:
                 none, none)
 
     @staticmethod
-    def _moves_and_swaps(mine: np.ndarray, theirs: np.ndarray, swap_out: np.ndarray):
-        """Rows after each move of one of ``theirs[j]`` to ``mine`` and each swap of one
-        of ``swap_out`` (a subset of ``mine``) for one of ``theirs[j]``; (t, j) order."""
+    def _moves_and_swaps(theirs: np.ndarray, swap_out: np.ndarray):
+        """``(gained, returned)`` of each move of one of ``theirs[j]`` to the receiver (the
+        giver keeps one; returned -1) and each swap of one of ``swap_out`` (a subset of
+        the receiver's) for one of ``theirs[j]``; moves first, each in (t, j) order."""
         n_givers, size = theirs.shape
-        pick = np.eye(size, dtype=bool)[:, None, :]  # (t, 1, size): the subchannel that changes hands
-        gained = np.broadcast_to(theirs.T[:, :, None], (size, n_givers, 1))  # theirs[j, t]
-        mine_rows = np.broadcast_to(mine, (size, n_givers, mine.size))
-        receiver_rows, giver_rows, gain, back = [], [], [], []
+        gain, back = [], []
         if size >= 2:  # moves: the giver keeps one
-            receiver_rows.append(np.concatenate([mine_rows, gained], axis=2).reshape(-1, mine.size + 1))
-            giver_rows.append(np.where(pick, -1, theirs[None]).reshape(-1, size))
             gain.append(theirs.T.ravel())
             back.append(np.full(size * n_givers, -1))
         for a in swap_out:  # swaps: a for theirs[j, t]
-            swapped = np.where(mine_rows == a, gained, mine_rows)
-            pad = np.full((size, n_givers, 1), -1)
-            receiver_rows.append(np.concatenate([swapped, pad], axis=2).reshape(-1, mine.size + 1))
-            giver_rows.append(np.where(pick, a, theirs[None]).reshape(-1, size))
             gain.append(theirs.T.ravel())
             back.append(np.full(size * n_givers, a))
-        return tuple(np.concatenate(x) for x in (receiver_rows, giver_rows, gain, back))
+        if not gain:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.concatenate(gain), np.concatenate(back)
 
     def _compact(self):
         """Water-filling of every client over its own subchannels (K x L), cached per
@@ -221,20 +259,25 @@ class ChannelSet:
         rate = np.empty(ex.size)
         split = ex.gained < 0
         if np.any(split):
-            rate[split] = self.grouped(ex.receiver[split], ex.receiver_rows[split], "max_rate",
+            rate[split] = self.grouped(ex.receiver[split], ex.split_receiver_rows, "max_rate",
                                        budget_w[ex.receiver[split]])
         if not np.all(split):
             rate[~split] = self._delta_rate(ex.receiver[~split], ex.returned[~split], ex.gained[~split], budget_w)
         return rate
 
-    def giver_max_rate(self, ex: Exchanges, budget_w: np.ndarray) -> np.ndarray:
-        """(Q,) giver's water-filling rate at its budget after each exchange."""
-        rate = np.empty(ex.size)
-        split = ex.gained < 0
+    def giver_max_rate(self, ex: Exchanges, budget_w: np.ndarray, pick: np.ndarray | None = None) -> np.ndarray:
+        """(P,) giver's water-filling rate at its budget after each exchange of ``pick``
+        (default all: P = Q); the search asks only for those that can still win."""
+        pick = np.arange(ex.size) if pick is None else np.asarray(pick)
+        rate = np.empty(pick.size)
+        split = ex.gained[pick] < 0
         if np.any(split):
-            rate[split] = self.grouped(ex.giver[split], ex.giver_rows[split], "max_rate", budget_w[ex.giver[split]])
+            at = (np.cumsum(ex.gained < 0) - 1)[pick[split]]
+            givers = ex.giver[pick[split]]
+            rate[split] = self.grouped(givers, ex.split_giver_rows[at], "max_rate", budget_w[givers])
         if not np.all(split):
-            rate[~split] = self._delta_rate(ex.giver[~split], ex.gained[~split], ex.returned[~split], budget_w)
+            moved = pick[~split]
+            rate[~split] = self._delta_rate(ex.giver[moved], ex.gained[moved], ex.returned[moved], budget_w)
         return rate
 
     def grouped(self, clients: np.ndarray, rows: np.ndarray, method: str, values: np.ndarray) -> np.ndarray:
@@ -253,6 +296,14 @@ class ChannelSet:
 
     def apply(self, exchanges: Exchanges, q: int) -> None:
         """Carry out exchange ``q``."""
-        for rows, client in ((exchanges.receiver_rows, exchanges.receiver), (exchanges.giver_rows, exchanges.giver)):
-            held = rows[q][rows[q] >= 0]
+        gained, returned = exchanges.gained[q], exchanges.returned[q]
+        if gained >= 0:  # a move or a swap
+            self.owner[gained] = exchanges.receiver[q]
+            if returned >= 0:
+                self.owner[returned] = exchanges.giver[q]
+            return
+        i = exchanges.split_position(q)
+        for rows, client in ((exchanges.split_receiver_rows, exchanges.receiver),
+                             (exchanges.split_giver_rows, exchanges.giver)):
+            held = rows[i][rows[i] >= 0]
             self.owner[held] = client[q]

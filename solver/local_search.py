@@ -77,19 +77,26 @@ def _best_exchange(model: DelayModel, receivers, soft: bool, below: float | None
         if ex.size == 0:
             continue
         recv_rate = s.receiver_max_rate(ex, model.budgets[which])
-        giver_rate = s.giver_max_rate(ex, model.budgets[which])
         gain = model.delays(which, recv_rate, ex.receiver)
-        loss = model.delays(which, giver_rate, ex.giver)
-        new_max = np.maximum(np.maximum(gain, loss), others_max(current, ex.receiver, ex.giver))
+        # Without the soft score an exchange scores at least the receiver's new delay:
+        # the giver's side is solved only for those that can still beat the best.
+        pick = np.arange(ex.size) if soft else np.flatnonzero(gain < best[0])
+        if pick.size == 0:
+            continue
+        giver_rate = s.giver_max_rate(ex, model.budgets[which], pick)
+        gain, receiver, giver = gain[pick], ex.receiver[pick], ex.giver[pick]
+        loss = model.delays(which, giver_rate, giver)
+        new_max = np.maximum(np.maximum(gain, loss), others_max(current, receiver, giver))
         if soft:
             score = ((gain / peak) ** SOFT_POWER + (loss / peak) ** SOFT_POWER
-                     - (current[ex.receiver] / peak) ** SOFT_POWER - (current[ex.giver] / peak) ** SOFT_POWER)
+                     - (current[receiver] / peak) ** SOFT_POWER - (current[giver] / peak) ** SOFT_POWER)
             score = np.where(new_max <= peak, score, np.inf)
         else:
             score = new_max
-        q = int(np.argmin(score))
-        if score[q] < best[0]:
-            best = (score[q], (which, ex, q, recv_rate[q], giver_rate[q]))
+        i = int(np.argmin(score))
+        if score[i] < best[0]:
+            q = int(pick[i])
+            best = (score[i], (which, ex, q, recv_rate[q], giver_rate[i]))
     return best[1]
 
 
@@ -119,17 +126,18 @@ def _chain(model: DelayModel, tries: int) -> bool:
             continue
         recv_rate = s.receiver_max_rate(ex, model.budgets[which])
         gain = model.delays(which, recv_rate, ex.receiver)
-        loss = model.delays(which, s.giver_max_rate(ex, model.budgets[which]), ex.giver)
         rest = others_max(current, ex.receiver, ex.giver)
-        for q in np.flatnonzero((gain < peak * (1 - 1e-12)) & (rest < peak * (1 - 1e-12))):
-            firsts.append((loss[q], which, ex, int(q), recv_rate[q]))
+        pick = np.flatnonzero((gain < peak * (1 - 1e-12)) & (rest < peak * (1 - 1e-12)))
+        loss = model.delays(which, s.giver_max_rate(ex, model.budgets[which], pick), ex.giver[pick])
+        for i, q in enumerate(pick):
+            firsts.append((loss[i], which, ex, int(q), recv_rate[q]))
     firsts.sort(key=lambda first: first[0])
     for _, which, ex, q, recv_rate in firsts[:tries]:
         s, giver = model.sets[which], int(ex.giver[q])
         saved_owner, saved_rates = s.owner.copy(), [r.copy() for r in model.rates]
         s.apply(ex, q)
         model.rates[which][k] = recv_rate
-        model.rates[which][giver] = s.current().max_rate(model.budgets[which])[0][giver]
+        model.rates[which][giver] = s.rate_of(giver, model.budgets[which][giver])
         repair = _best_exchange(model, giver, soft=False, below=peak)
         if repair is not None:
             _apply(model, repair)

@@ -25,6 +25,10 @@ from __future__ import annotations
 import numpy as np
 
 
+#: Rows wider than this use the O(Q log W) path of :meth:`WaterFilling.max_rate_delta`.
+_WIDE = 12
+
+
 class WaterFilling:
     """Sorted prefix sums of a batch of subchannel sets, for repeated solves.
 
@@ -49,6 +53,7 @@ class WaterFilling:
             log2_s = np.where(held, np.log2(np.where(held, s, 1.0)), 0.0)
             inv_s = np.where(held, 1.0 / np.where(held, s, 1.0), 0.0)
         self._held, self._b, self._inv_s = held, b, inv_s
+        self._count = held.sum(axis=-1)
         self._cum_b = np.cumsum(b, axis=-1)
         self._cum_b_log2_s = np.cumsum(b * log2_s, axis=-1)
         self._cum_b_inv_s = np.cumsum(b * inv_s, axis=-1)
@@ -143,7 +148,9 @@ class WaterFilling:
 
         The same shift of the breakpoints as :meth:`max_rate_plus`, for many rows
         at once: removing subchannel r subtracts ``B_r (1/s_j - 1/s_r)^+``, adding
-        c adds ``B_c (1/s_j - 1/s_c)^+``. O(Q W), no sort.
+        c adds ``B_c (1/s_j - 1/s_c)^+``. O(Q W), no sort; only as wide as the widest
+        row involved, and O(Q log W) by bisection over prefix sums past ``_WIDE``
+        subchannels (a cell-edge client holding 30+).
 
         Parameters
         ----------
@@ -161,8 +168,14 @@ class WaterFilling:
         """
         rows, removed = np.asarray(rows), np.asarray(removed)
         power = np.asarray(power_w, dtype=float)
-        held, inv_s, b = self._held[rows], self._inv_s[rows], self._b[rows]
-        width = held.shape[1]
+        # Each row's subchannels are a prefix of its sorted order: only the widest
+        # row involved matters (a small giver need not pay for a large receiver).
+        width = int(max(self._count[rows].max(initial=0), removed.max(initial=-1) + 1, 1))
+        width = min(width, self._held.shape[-1])
+        if width > _WIDE:
+            return self._max_rate_delta_wide(rows, power, removed, added_snr_per_w, added_bandwidth_hz)
+        held, inv_s, b = self._held[rows, :width], self._inv_s[rows, :width], self._b[rows, :width]
+        power_break = self._power_break[rows, :width]
         keep = held & (np.arange(width)[None, :] != removed[:, None])
         gone = (removed >= 0) & (width > 0)
         at = np.clip(removed, 0, max(width - 1, 0))[:, None]
@@ -175,7 +188,7 @@ class WaterFilling:
         with np.errstate(invalid="ignore"):
             shift = (np.where(usable[:, None], b_c[:, None] * np.maximum(inv_s - inv_c[:, None], 0.0), 0.0)
                      - b_r[:, None] * np.maximum(inv_s - inv_r[:, None], 0.0))
-            active = keep & (self._power_break[rows] + shift < power[:, None])
+            active = keep & (power_break + shift < power[:, None])
             own_break = np.sum(np.where(keep, b * np.maximum(inv_c[:, None] - inv_s, 0.0), 0.0), axis=1)
         extra = usable & (own_break < power)
         log2_s = np.where(held, -np.log2(np.where(held, inv_s, 1.0)), 0.0)
@@ -184,6 +197,61 @@ class WaterFilling:
         with np.errstate(divide="ignore"):
             cum_b_log2_s = (np.sum(np.where(active, b * log2_s, 0.0), axis=1)
                             + np.where(extra, b_c * np.log2(np.where(extra, s_c, 1.0)), 0.0))
+        ok = (cum_b > 0) & (power > 0)
+        level = (power + cum_b_inv_s) / np.where(ok, cum_b, 1.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(ok, cum_b_log2_s + cum_b * np.log2(np.where(ok, level, 1.0)), 0.0)
+
+    def _max_rate_delta_wide(self, rows, power, removed, added_snr_per_w, added_bandwidth_hz) -> np.ndarray:
+        """:meth:`max_rate_delta` in O(Q log W) for rows holding many subchannels.
+
+        The shifted breakpoint ``f(j) = power_break_j + B_c (1/s_j - 1/s_c)^+ - B_r
+        (1/s_j - 1/s_r)^+`` is non-decreasing in the sorted position j, so the
+        active prefix is found by bisection, and the added subchannel's own
+        breakpoint and every sum come from the prefix sums.
+        """
+        count = self._count[rows]
+        last = max(self._held.shape[-1] - 1, 0)
+        gone = removed >= 0
+        at = np.maximum(removed, 0)
+        inv_r = np.where(gone, self._inv_s[rows, at], np.inf)
+        b_r = np.where(gone, self._b[rows, at], 0.0)
+        log2_s_r = np.where(gone, -np.log2(np.where(gone, inv_r, 1.0)), 0.0)
+        b_c = np.asarray(added_bandwidth_hz, dtype=float)
+        s_c = b_c * np.asarray(added_snr_per_w, dtype=float)
+        usable = s_c > 0
+        inv_c = np.where(usable, 1.0 / np.where(usable, s_c, 1.0), np.inf)
+
+        def first_not(condition):
+            """Least j in [0, count] with ``condition(j)`` false (true on a prefix)."""
+            lo, hi = np.zeros(rows.size, dtype=np.int64), count.astype(np.int64)
+            while np.any(lo < hi):
+                mid = (lo + hi) // 2
+                go = (lo < hi) & condition(np.minimum(mid, last))
+                lo, hi = np.where(go, mid + 1, lo), np.where((lo < hi) & ~go, mid, hi)
+            return lo
+
+        def shifted_break(j):
+            inv_j = self._inv_s[rows, j]
+            return (self._power_break[rows, j] + b_c * np.maximum(inv_j - inv_c, 0.0)
+                    - b_r * np.maximum(inv_j - inv_r, 0.0))
+
+        def prefix(cum, m):
+            return np.where(m > 0, cum[rows, np.maximum(m - 1, 0)], 0.0)
+
+        m = first_not(lambda j: shifted_break(j) < power)
+        stronger = first_not(lambda j: self._inv_s[rows, j] < inv_c)  # held subchannels above c
+        r_in = gone & (removed < stronger)
+        finite_c, finite_r = np.where(usable, inv_c, 0.0), np.where(gone, inv_r, 0.0)
+        own_break = (finite_c * prefix(self._cum_b, stronger) - prefix(self._cum_b_inv_s, stronger)
+                     - np.where(r_in, b_r * (finite_c - finite_r), 0.0))
+        extra = usable & (own_break < power)
+        r_active = gone & (removed < m)
+        cum_b = prefix(self._cum_b, m) - np.where(r_active, b_r, 0.0) + np.where(extra, b_c, 0.0)
+        cum_b_inv_s = (prefix(self._cum_b_inv_s, m) - np.where(r_active, b_r * finite_r, 0.0)
+                       + np.where(extra, b_c * finite_c, 0.0))
+        cum_b_log2_s = (prefix(self._cum_b_log2_s, m) - np.where(r_active, b_r * log2_s_r, 0.0)
+                        + np.where(extra, b_c * np.log2(np.where(extra, s_c, 1.0)), 0.0))
         ok = (cum_b > 0) & (power > 0)
         level = (power + cum_b_inv_s) / np.where(ok, cum_b, 1.0)
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -1,9 +1,10 @@
 """Scenario schema and loading."""
 
 from .load import dump_scenario, load_scenario, scenario_from_dict
-from .schema import Allocation, Channel, Clients, Compute, Data, Lora, Model, Scenario, Split, Training
+from .schema import (Allocation, Channel, Clients, Compute, Data, Lora, Model, Scenario, Split, Strategy, Training,
+                     Tsfa)
 
 __all__ = [
-    "Allocation", "Channel", "Clients", "Compute", "Data", "Lora", "Model", "Scenario", "Split",
-    "Training", "dump_scenario", "load_scenario", "scenario_from_dict",
+    "Allocation", "Channel", "Clients", "Compute", "Data", "Lora", "Model", "Scenario", "Split", "Strategy",
+    "Training", "Tsfa", "dump_scenario", "load_scenario", "scenario_from_dict",
 ]

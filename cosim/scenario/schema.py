@@ -122,16 +122,72 @@ class Training:
 
 @dataclass(frozen=True)
 class Allocation:
-    policy: Literal["equal", "random", "resources_only"] = setting(
+    policy: Literal["equal", "random", "resources_only", "optimizer", "split_rank_only"] = setting(
         "equal", doc="uplink subchannels and power: 'equal' deals the subchannels in contiguous equal blocks "
                      "and spreads each device's power evenly over its own; 'random' deals them at random; "
                      "'resources_only' runs the joint optimizer's assignment and power control for the "
-                     "scenario's cut and rank (cut and rank themselves: `cosim optimize`)")
+                     "scenario's cut and rank; 'optimizer' chooses cut and rank too (the full joint problem), "
+                     "'split_rank_only' only cut and rank, on equal resources; these two read the cost table "
+                     "and rounds(rank) of workload.profile and change the run's cut and rank between rounds")
     every: Literal["round", "once"] = setting(
         "round", doc="re-decide the allocation at the start of every round, or once before the first")
     knowledge: Literal["average", "current"] = setting(
         "current", doc="channel the policy sees: 'current' fading block at the round's start, or "
                        "'average' (large-scale gain only)")
+
+
+STRATEGIES = ("split", "fedlora", "soft", "topk", "randomk", "tsfa")
+
+
+@dataclass(frozen=True)
+class Strategy:
+    name: Literal["split", "fedlora", "soft", "topk", "randomk", "tsfa"] = setting(
+        "split", doc="'split': split federated LoRA (FedsLLM: the device runs blocks 0..cut-1, the main server the "
+                     "rest); the others train LoRA on the whole model on the device for local_iterations steps and "
+                     "upload the adapter: 'fedlora' dense, 'soft' the most important rank components "
+                     "(||b_j|| x ||a_j||, no SVD) with the near-orthogonality regulariser, 'topk' / 'randomk' the "
+                     "largest / random entries of the change since the last broadcast, 'tsfa' SOFT with the rank "
+                     "fixed offline and each round's bandwidth shares and sparsity chosen online (section tsfa)")
+    sparsity: float = setting(
+        0.5, doc="rho, the fraction of the adapter withheld from each upload (soft: rank components, "
+                 "keeping ceil((1 - rho) r) of r; topk/randomk: entries of each tensor)", ge=0, lt=1)
+    ortho_weight: float = setting(
+        1e-3, doc="lambda of the regulariser lambda (||A A^T - I||^2 + ||B^T B - I||^2) added to every LoRA "
+                  "module's loss (soft and tsfa; 0: off)", ge=0)
+    aggregation: Literal["factors", "product"] = setting(
+        "factors", doc="how the server averages the clients' adapters (not split): 'factors' averages A and B "
+                       "separately (FedAvg of the factors, as the paper), 'product' averages B A and re-factors it "
+                       "to rank r by a truncated SVD on the server")
+    missing: Literal["unchanged", "senders"] = setting(
+        "unchanged", doc="the server's rule for a value a client did not send: 'unchanged' takes that client's value "
+                         "as the last broadcast one; 'senders' averages each value over the clients that sent it "
+                         "(a value nobody sent keeps the broadcast one)")
+
+
+@dataclass(frozen=True)
+class Tsfa:
+    latency_budget_s: float | None = setting(
+        None, doc="long-term average round latency budget, s (required for strategy tsfa)", gt=0)
+    v: float = setting(1.0, doc="drift-plus-penalty weight V of the penalty (sum_k w_k rho_k) against the "
+                                "queue-weighted latency Q x L; larger: more accuracy, slower to meet the budget",
+                       ge=0)
+    sparsity_min: float = setting(0.0, doc="smallest sparsity the online stage may choose", ge=0, lt=1)
+    sparsity_max: float = setting(0.9, doc="largest sparsity the online stage may choose", ge=0, lt=1)
+    rank: int | None = setting(
+        None, doc="the LoRA rank; null: the offline stage picks from rank_candidates the largest rank whose "
+                  "round latency (average channel, dense upload) fits the budget, else the largest that fits "
+                  "at sparsity_max", gt=0)
+    rank_candidates: tuple[int, ...] = setting((4, 8, 16, 32), doc="ranks the offline stage chooses from", gt=0)
+
+
+@dataclass(frozen=True)
+class Workload:
+    kind: Literal["real", "replay"] = setting(
+        "real", doc="'real': the torch split-LoRA steps of the model on the task; 'replay': the FLOPs and bytes "
+                    "of a measured cost table (workload.profile), no torch, accuracy from its pilot curves")
+    profile: str | None = setting(
+        None, doc="a `cosim profile --out` JSON (relative to the current directory); required for 'replay'; "
+                  "with 'real' it gives the optimizer policies the full cost table and rounds(rank)")
 
 
 @dataclass(frozen=True)
@@ -147,6 +203,9 @@ class Scenario:
     data: Data = setting(Data(), doc="the task and its partition")
     training: Training = setting(Training(), doc="the federated training loop")
     allocation: Allocation = setting(Allocation(), doc="the radio resource policy")
+    workload: Workload = setting(Workload(), doc="what does the work of each step")
+    strategy: Strategy = setting(Strategy(), doc="the federated fine-tuning strategy")
+    tsfa: Tsfa = setting(Tsfa(), doc="TSFA's two stages (strategy tsfa)")
 
     def check(self) -> list[str]:
         """Problems that involve several fields, as ``dotted.path: message`` lines."""
@@ -171,6 +230,27 @@ class Scenario:
         if k > self.channel.n_subchannels:
             problems.append(f"clients.count: expected at most channel.n_subchannels={self.channel.n_subchannels} "
                             f"clients, one subchannel each at least (got {k})")
+        st = self.strategy
+        if st.name != "split" and self.allocation.policy != "equal":
+            problems.append(f"allocation.policy: expected 'equal' with strategy.name={st.name!r} (the joint "
+                            f"optimizer decides split learning's resources; tsfa decides its own) "
+                            f"(got {self.allocation.policy!r})")
+        t = self.tsfa
+        if st.name == "tsfa":
+            if t.latency_budget_s is None:
+                problems.append("tsfa.latency_budget_s: expected a budget in seconds with strategy.name='tsfa' "
+                                "(got null)")
+            if t.sparsity_min > t.sparsity_max:
+                problems.append(f"tsfa.sparsity_min: expected at most tsfa.sparsity_max={t.sparsity_max:g} "
+                                f"(got {t.sparsity_min:g})")
+            if not t.rank_candidates:
+                problems.append("tsfa.rank_candidates: expected at least one rank (got [])")
         if self.training.seq_len < 8:
             problems.append(f"training.seq_len: expected at least 8 tokens (got {self.training.seq_len})")
+        if self.workload.kind == "replay" and self.workload.profile is None:
+            problems.append("workload.profile: expected a `cosim profile --out` JSON file with workload.kind: replay "
+                            "(got null)")
+        if self.workload.kind == "replay" and self.strategy.name != "split":
+            problems.append(f"workload.kind: expected 'real' with strategy.name={self.strategy.name!r} (the replay "
+                            f"plays back split learning's cost table) (got 'replay')")
         return problems

@@ -1,4 +1,4 @@
-"""The sweep file: a base scenario and what varies (``grid``, ``zip``, ``cases``, ``seeds``).
+"""The sweep file: a base scenario, what varies (``grid``, ``zip``, ``cases``, ``seeds``), Slurm settings.
 
 ```yaml
 name: ranks                 # default: the file's stem; the output folder is results/<name>
@@ -13,6 +13,14 @@ cases:                      # listed points
   - {split.cut_layer: 2}
   - {split.cut_layer: 3, lora.alpha: 8}
 seeds: [0, 1]
+slurm:                      # only read by --engine slurm (every key optional)
+  cluster: slurm            # slurm | local (this machine, through submitit) | debug (in process)
+  partition: gpu
+  time_min: 60              # per run
+  cpus_per_task: 4          # also each run's torch threads
+  gpus_per_node: 0
+  mem_gb: 16
+  array_parallelism: 32     # array tasks at once (default: --workers)
 ```
 
 The runs are every combination of one case, one grid point, one zip point and one
@@ -29,7 +37,27 @@ from typing import Any
 from ..errors import ScenarioError
 from ..scenario.load import read_yaml
 
-SWEEP_KEYS = ("name", "base", "grid", "zip", "cases", "seeds")
+SWEEP_KEYS = ("name", "base", "grid", "zip", "cases", "seeds", "slurm")
+SLURM_CLUSTERS = ("slurm", "local", "debug")
+
+
+@dataclass(frozen=True)
+class SlurmSettings:
+    """The ``slurm:`` section of a sweep file: what each job of the array asks for.
+
+    ``cluster`` picks submitit's executor: ``slurm`` (sbatch), ``local`` (subprocesses on
+    this machine, for trying a sweep out) or ``debug`` (in this process, one after another).
+    ``partition`` None is the cluster's default; ``mem_gb`` None asks for no memory;
+    ``array_parallelism`` None caps simultaneous tasks at ``--workers``.
+    """
+
+    cluster: str = "slurm"
+    partition: str | None = None
+    time_min: int = 60
+    cpus_per_task: int = 1
+    gpus_per_node: int = 0
+    mem_gb: float | None = None
+    array_parallelism: int | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +71,7 @@ class Sweep:
     cases: list[dict[str, Any]] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)
     source: str = "<sweep>"
+    slurm: SlurmSettings | None = None
 
 
 def _dotted(key: Any) -> bool:
@@ -65,6 +94,38 @@ def _lists(section: str, raw: Any, problems: list[str]) -> dict[str, list]:
         else:
             out[key] = values
     return out
+
+
+def _int(value: Any, lower: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= lower
+
+
+def _slurm(raw: Any, problems: list[str]) -> SlurmSettings | None:
+    """Check the ``slurm:`` section; every problem goes to ``problems``."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        problems.append(f"slurm: expected a mapping of settings (got {raw!r:.60})")
+        return None
+    fields = SlurmSettings.__dataclass_fields__
+    ok: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in fields:
+            problems.append(f"slurm.{key}: unknown key (valid keys: {', '.join(sorted(fields))})")
+        elif key == "cluster" and value not in SLURM_CLUSTERS:
+            problems.append(f"slurm.cluster: expected one of {', '.join(SLURM_CLUSTERS)} (got {value!r:.60})")
+        elif key == "partition" and (not isinstance(value, str) or not value.strip()):
+            problems.append(f"slurm.partition: expected a partition name (got {value!r:.60})")
+        elif key in ("time_min", "cpus_per_task", "array_parallelism") and not _int(value, 1):
+            problems.append(f"slurm.{key}: expected an integer > 0 (got {value!r:.60})")
+        elif key == "gpus_per_node" and not _int(value, 0):
+            problems.append(f"slurm.gpus_per_node: expected an integer >= 0 (got {value!r:.60})")
+        elif key == "mem_gb" and (not isinstance(value, (int, float)) or isinstance(value, bool)
+                                  or not 0 < value < float("inf")):
+            problems.append(f"slurm.mem_gb: expected a number of GB > 0 (got {value!r:.60})")
+        else:
+            ok[key] = value
+    return SlurmSettings(**ok)
 
 
 def sweep_from_dict(raw: Any, *, source: str, folder: Path) -> Sweep:
@@ -118,10 +179,11 @@ def sweep_from_dict(raw: Any, *, source: str, folder: Path) -> Sweep:
         for key in case:
             if seen.get(key) in ("grid", "zip", "seeds"):
                 problems.append(f"cases[{i}].{key}: already varied in {seen[key]}")
+    slurm = _slurm(raw.get("slurm"), problems)
     if problems:
         raise ScenarioError([f"{source}: {p}" for p in problems])
     return Sweep(name=name, base_path=base_path, grid=grid, zip=zipped, cases=[dict(c) for c in cases],
-                 seeds=list(seeds), source=source)
+                 seeds=list(seeds), source=source, slurm=slurm)
 
 
 def read_sweep(path: str | Path) -> Sweep:

@@ -11,13 +11,13 @@ from typing import Mapping
 
 import numpy as np
 
-from llm_split import (ClientBatches, LoraSettings, PromptEncoder, SplitLoRATrainer, eval_batches,
-                       load_causal_lm, load_task, num_layers, partition_dirichlet, partition_iid)
+from llm_split import SplitLoRATrainer, eval_batches
 
 from ..errors import ScenarioError
 from ..scenario import Scenario
-from ..seeding import stream, stream_int
+from ..seeding import stream_int
 from ..workload import Evaluation, StepCost
+from .common import client_data, load_model, lora_settings
 
 
 class SplitLoRAWorkload:
@@ -53,35 +53,19 @@ class SplitLoRAWorkload:
     @classmethod
     def from_scenario(cls, sc: Scenario) -> "SplitLoRAWorkload":
         """Load the model and the task, partition the data and set up the adapters of ``sc``."""
-        from transformers.utils import logging as hf_logging
-
         import torch
 
-        hf_logging.disable_progress_bar()  # cosim draws its own progress bar
         torch.manual_seed(stream_int(sc.seed, "torch"))
-        model, tokenizer = load_causal_lm(sc.model.name)
-        n_layers = num_layers(model)
+        model, tokenizer, n_layers = load_model(sc)
         if not 0 < sc.split.cut_layer < n_layers:
             raise ScenarioError([f"split.cut_layer: expected 0 < cut_layer < {n_layers} "
                                  f"(the blocks of {sc.model.name}) (got {sc.split.cut_layer})"])
-        task = load_task(sc.data.task, test_size=sc.data.test_size, seed=sc.seed, max_train=sc.data.max_train)
-        k = sc.clients.count
-        rng = stream(sc.seed, "data", "partition")
-        if sc.data.partition == "iid":
-            parts = partition_iid(len(task.train_texts), k, rng)
-        else:
-            parts = partition_dirichlet(task.train_labels, k, sc.data.dirichlet_alpha, rng)
-        lora_kwargs = dict(rank=sc.lora.rank, alpha=sc.lora.alpha, dropout=sc.lora.dropout)
-        if sc.lora.target_modules is not None:
-            lora_kwargs["target_modules"] = tuple(sc.lora.target_modules)
-        trainer = SplitLoRATrainer(model, cut_layer=sc.split.cut_layer, lora=LoraSettings(**lora_kwargs),
-                                   n_clients=k, lr=sc.training.lr, weight_decay=sc.training.weight_decay,
-                                   seed=stream_int(sc.seed, "lora"))
-        encoder = PromptEncoder(tokenizer, task, seq_len=sc.training.seq_len)
-        samplers = [ClientBatches(parts[i], sc.training.batch_size, stream(sc.seed, "data", "batches", i))
-                    for i in range(k)]
-        return cls(trainer=trainer, encoder=encoder, task=task, client_indices=parts, samplers=samplers,
-                   eval_batch_size=sc.training.eval_batch_size, rank=sc.lora.rank)
+        data = client_data(sc, tokenizer)
+        trainer = SplitLoRATrainer(model, cut_layer=sc.split.cut_layer, lora=lora_settings(sc),
+                                   n_clients=sc.clients.count, lr=sc.training.lr,
+                                   weight_decay=sc.training.weight_decay, seed=stream_int(sc.seed, "lora"))
+        return cls(trainer=trainer, encoder=data.encoder, task=data.task, client_indices=data.client_indices,
+                   samplers=data.samplers, eval_batch_size=sc.training.eval_batch_size, rank=sc.lora.rank)
 
     # -- the SplitWorkload contract ------------------------------------------------------------
 

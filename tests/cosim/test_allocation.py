@@ -55,3 +55,24 @@ def test_once_decides_one_allocation_and_random_stays_feasible(tmp_path):
     up = rnd.events[rnd.events.kind == "uplink"]
     assert (up.n_subchannels >= 1).all() and up.groupby("round").n_subchannels.apply(
         lambda s: s.groupby(up.loc[s.index, "client"]).first().sum()).max() <= 50
+
+
+def test_real_run_with_the_optimizer_changes_cut_and_rank_and_trains_on(tmp_path):
+    """The real workload reconfigured by the policy: the new cut and rank's measured costs are the table's."""
+    from cosim.profile import read_profile
+
+    profile = tmp_path / "profile.json"
+    assert main(["profile", "scenarios/quickstart.yaml", *TINY, "--set", "lora.rank=4", "--cuts", "1,2,3",
+                 "--ranks", "2,4", "--out", str(profile)]) == 0
+    res = run(tmp_path, "opt", *STATIC, "--set", "lora.rank=4", "--set", "allocation.policy=optimizer",
+              "--set", f"workload.profile={profile}", "--set", "training.eval_every=1")
+    table = read_profile(profile)["costs"]
+    # Without pilot curves every rank needs training.rounds: the cheaper rank 2 and, with slow devices, cut 1.
+    assert res.rounds.cut.tolist() == [1, 1] and res.rounds["rank"].tolist() == [2, 2]
+    ev = res.events
+    for kind, field in (("client_forward", "client_forward_flops"), ("server_step", "server_flops"),
+                        ("client_backward", "client_backward_flops"), ("adapter_upload", "client_adapter_bytes")):
+        col = "bytes" if kind == "adapter_upload" else "flops"
+        assert (ev[ev.kind == kind][col] == table[field][0, 0]).all(), kind
+    assert np.isfinite(ev[ev.kind == "server_step"].loss).all()
+    assert np.isfinite(res.rounds.eval_loss).all() and res.rounds.eval_loss.iloc[-1] < res.summary["before"]["loss"]

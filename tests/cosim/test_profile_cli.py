@@ -1,5 +1,6 @@
 """``cosim profile``: the cost table of a scenario's model, printed and written as JSON."""
 
+import json
 import subprocess
 import sys
 
@@ -58,3 +59,96 @@ def test_cosim_profile_imports_without_torch():
             "import cosim.profile\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+# -- rounds(rank) from measured convergence -------------------------------------------------------
+
+from cosim.convergence import Convergence, Target, fit_exponential  # noqa: E402
+
+
+def synthetic_pilot(curves, rounds, target=None, accuracy=None):
+    ranks = sorted(curves)
+    t = np.arange(rounds + 1)
+    return {"rounds": rounds, "ranks": ranks,
+            "eval_loss": {str(r): list(a * np.exp(-b * t) + c) for r, (a, b, c) in curves.items()},
+            "accuracy": {str(r): list(accuracy[r](t) if accuracy else 0.5 + 0 * t) for r in ranks},
+            "target": target}
+
+
+def test_the_fit_reproduces_a_synthetic_exponential():
+    t = np.arange(6)
+    fit = fit_exponential(t, 0.5 + 2.0 * np.exp(-0.3 * t))
+    assert (fit.a, fit.b, fit.c) == pytest.approx((2.0, 0.3, 0.5), rel=1e-7)
+    rising = fit_exponential(t, 0.9 - 0.4 * np.exp(-0.7 * t))
+    assert (rising.a, rising.b, rising.c) == pytest.approx((-0.4, 0.7, 0.9), rel=1e-7)
+    # Closed-form crossing time of c + a exp(-b t) = y.
+    assert fit.time_to(0.6, falling=True) == pytest.approx(np.log(2.0 / 0.1) / 0.3, rel=1e-7)
+    assert fit.time_to(0.4, falling=True) == np.inf and fit.time_to(3.0, falling=True) == 0.0
+
+
+def test_rounds_to_target_measured_extrapolated_and_capped():
+    # Rank 16 reaches loss 0.6 at t = ln(20)/0.9 = 3.33 -> round 4 (measured in a 5-round pilot);
+    # rank 8 at ln(20)/0.3 = 9.99 -> 10 rounds (extrapolated); rank 4 levels off at 0.7 (capped: 10 x 5).
+    conv = Convergence(synthetic_pilot({4: (2.0, 0.5, 0.7), 8: (2.0, 0.3, 0.5), 16: (2.0, 0.9, 0.5)}, 5,
+                                       target={"metric": "loss", "value": 0.6}))
+    got = {r: (conv.rounds_to_target(r).rounds, conv.rounds_to_target(r).how) for r in (4, 8, 16)}
+    assert got == {4: (50, "capped"), 8: (10, "extrapolated"), 16: (4, "measured")}
+    # A rank between pilot ranks: interpolated in log2(rank); the table's order is kept.
+    np.testing.assert_array_equal(conv.rounds_for([16, 4, 8, 32, 11]),
+                                  [4, 50, 10, 4, np.ceil(10 + (4 - 10) * (np.log2(11) - 3))])
+    # Past the pilot the metrics follow the fit; within it they are the measured points.
+    assert conv.metrics_at(8, 3)[0] == conv.curves["loss"][8][3]
+    assert conv.metrics_at(8, 12)[0] == pytest.approx(0.5 + 2.0 * np.exp(-0.3 * 12), rel=1e-7)
+
+
+def test_the_default_target_is_the_best_ranks_last_loss_and_accuracy_targets_work():
+    pilot = synthetic_pilot({4: (2.0, 0.2, 0.5), 8: (2.0, 0.4, 0.5)}, 4,
+                            accuracy={4: lambda t: 0.9 - 0.4 * np.exp(-0.2 * t),
+                                      8: lambda t: 0.9 - 0.4 * np.exp(-0.4 * t)})
+    conv = Convergence(pilot)
+    assert conv.target_value == pytest.approx(0.5 + 2.0 * np.exp(-1.6))
+    assert conv.rounds_to_target(8).rounds == 4 and conv.rounds_to_target(4).rounds == 8  # t = 8 exactly
+    acc = Convergence({**pilot, "target": Target(metric="accuracy", value=0.8).to_dict()})
+    assert acc.rounds_to_target(4).rounds == int(np.ceil(np.log(4.0) / 0.2))
+    assert "target held-out accuracy >= 0.8000" in acc.describe()
+
+
+def test_profile_pilot_stores_curves_and_optimize_uses_them(tmp_path, capsys):
+    out = tmp_path / "profile.json"
+    settings = [*TINY, "--set", "clients.count=2", "--set", "training.local_iterations=2",
+                "--set", "compute.client_flops_per_s=1e12", "--set", "lora.rank=4"]
+    assert main(["profile", *settings, "--cuts", "1,2", "--ranks", "2,4", "--pilot-rounds", "2",
+                 "--pilot-ranks", "4", "--max-rounds", "7", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "# convergence: 2 pilot rounds" in printed and "fit loss(t) = c + a exp(-b t)" in printed
+    result = read_profile(out)
+    pilot = result["pilot"]
+    assert pilot["ranks"] == [4] and pilot["rounds"] == 2 and pilot["target"]["max_rounds"] == 7
+    assert len(pilot["eval_loss"]["4"]) == len(pilot["accuracy"]["4"]) == 3
+    assert pilot["eval_loss"]["4"][-1] < pilot["eval_loss"]["4"][0]  # two rounds of training lower the loss
+    # Server-side adapter: the blocks after the cut (4 blocks in all).
+    np.testing.assert_array_equal(result["server_adapter_bytes"] + result["costs"]["client_adapter_bytes"],
+                                  np.outer([4, 4], [2, 4]) * (2 * (64 + 64) + 2 * (64 + 32)) * 4)
+    # cosim optimize reads rounds(rank) from the pilot; without one every rank takes training.rounds.
+    decisions = tmp_path / "d.json"
+    assert main(["optimize", *settings, "--profile", str(out), "--out", str(decisions)]) == 0
+    with_pilot = json.loads(decisions.read_text())
+    assert with_pilot["rounds_to_target"] == {"2": 2.0, "4": 2.0}  # the default target: rank 4's last loss
+    del_pilot = json.loads(out.read_text())
+    del_pilot["pilot"] = None
+    out.write_text(json.dumps(del_pilot))
+    assert main(["optimize", *settings, "--profile", str(out), "--out", str(decisions)]) == 0
+    without = json.loads(decisions.read_text())
+    assert without["rounds_to_target"] is None
+    assert all(p["rounds"] == 3 for p in without["policies"].values())  # training.rounds of the quickstart
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--pilot-rounds", "1"], "--pilot-rounds: expected 0 (no pilot) or at least 2 rounds"),
+    (["--pilot-ranks", "4"], "--pilot-ranks: expected --pilot-rounds too"),
+    (["--pilot-rounds", "2", "--target-accuracy", "1.5"], "--target-accuracy: expected a value in (0, 1]"),
+])
+def test_bad_pilot_flags_exit_2(flags, message, capsys):
+    assert main(["profile", *TINY, "--ranks", "2", *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

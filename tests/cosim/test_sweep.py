@@ -87,7 +87,7 @@ def test_sweep_file_problems_are_reported_together(tmp_path):
                          "zip": {"lora.alpha": [1, 2], "training.lr": [1e-3]}, "seeds": [0, 0], "typo": 1},
                         source="s.yaml", folder=tmp_path)
     text = "\n".join(err.value.problems)
-    for expected in ("s.yaml: typo: unknown key (valid keys: base, cases, grid, name, seeds, zip)",
+    for expected in ("s.yaml: typo: unknown key (valid keys: base, cases, grid, name, seeds, slurm, zip)",
                      "s.yaml: base: no such file", "s.yaml: grid.lora.rank: expected a non-empty list",
                      "s.yaml: grid.a..b: expected a dotted key",
                      "s.yaml: zip: expected lists of equal length (got lora.alpha: 2, training.lr: 1)",

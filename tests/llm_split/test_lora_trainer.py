@@ -171,3 +171,26 @@ def test_default_targets_per_family():
     assert all(".query_key_value." in k for k in neox.server_adapter_state(0))
     llama = trainer("llama")
     assert {k.split(".")[3] for k in llama.client_adapter_state(0)} == {"q_proj", "v_proj"}
+
+
+def test_before_step_sees_each_sides_gradients_and_can_change_the_step():
+    tr = trainer()
+    randomise_adapters(tr)
+    before = all_states(tr)
+    seen = []
+
+    def zero_grads(side, client, params):
+        seen.append((side, client, sorted(params)))
+        assert all(p.grad is not None for p in params.values())   # after backward, before the step
+        for p in params.values():
+            p.grad.zero_()   # AdamW with zero gradients, fresh moments and no weight decay: no change
+
+    tr.before_step = zero_grads
+    step(tr, 1, batch())
+    assert [(s, c) for s, c, _ in seen] == [("server", 1), ("client", 1)]
+    assert seen[0][2] == sorted(tr.server_adapter_state(1)) and seen[1][2] == sorted(tr.client_adapter_state(1))
+    assert_states_equal(all_states(tr), before)
+    tr.before_step = None
+    step(tr, 1, batch())
+    after = all_states(tr)
+    assert not all(torch.equal(after[1][0][k], before[1][0][k]) for k in before[1][0])

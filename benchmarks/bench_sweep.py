@@ -1,0 +1,132 @@
+"""Sweep throughput: runs per minute of ``cosim sweep`` with 1 and 2 workers.
+
+Writes a sweep of ``--runs`` (default 8) small CPU-bound runs (tiny-llama, 2 clients,
+2 rounds of 4 local iterations: several seconds of real torch compute each, little I/O;
+the runs differ by seed) and times the whole ``cosim sweep SWEEP --workers W --quiet``
+command for each worker count, as a user would run it: process start-up, imports,
+model building and every run included, each time into a fresh folder. The worker
+counts are timed in turn ``--repeat`` times and the fastest of each is kept, so that a
+busy machine disturbs them alike. Prints runs per minute and the speed-up of the most
+workers over one (target: >= 1.8 on 2 cores).
+
+With ``--workers`` > 1 the local engine gives each worker process ``cores // workers``
+torch threads (``OMP_NUM_THREADS``), so 2 workers on 2 cores do not fight over them;
+``--workers 1`` runs in the command's own process with torch's default threads (all the
+cores): on a machine that others load too, those OpenMP threads wait on each other and
+one run can be several times slower, so 1 worker is also timed with ``OMP_NUM_THREADS=1``
+(``--baseline``): the speed-up over that one is the pool's own scaling. The script
+first checks the thread count a pool worker's torch really gets.
+``--engine dask`` times the Dask engine (a LocalCluster of W single-threaded workers).
+
+    .venv/bin/python benchmarks/bench_sweep.py [--runs N] [--workers 1,2] [--repeat R] [--engine local|dask]
+        [--baseline default|1thread|both]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cosim.scenario.load import apply_overrides  # noqa: E402
+from cosim.sweep.book import limit_threads  # noqa: E402
+from cosim.sweep.local import threads_per_worker, usable_cores  # noqa: E402
+
+RUN = {
+    "model.name": "tiny-llama", "split.cut_layer": 2, "data.test_size": 8, "data.max_train": 200,
+    "training.seq_len": 48, "training.rounds": 2, "training.local_iterations": 4, "clients.count": 2,
+    "compute.client_flops_per_s": 1e12,
+}
+
+
+def write_bench_sweep(folder: Path, n_runs: int) -> Path:
+    """A base scenario (the quickstart with ``RUN``) and a sweep of ``n_runs`` seeds of it."""
+    raw, problems = apply_overrides(yaml.safe_load((ROOT / "scenarios" / "quickstart.yaml").read_text()), RUN.items())
+    assert not problems, problems
+    (folder / "base.yaml").write_text(yaml.safe_dump(raw))
+    path = folder / "sweep.yaml"
+    path.write_text(yaml.safe_dump({"name": "bench", "base": "base.yaml", "seeds": list(range(n_runs))}))
+    return path
+
+
+def _torch_threads(wait_s: float) -> tuple[int, int]:
+    import torch
+
+    time.sleep(wait_s)                    # hold this worker so that the next task goes to another one
+    return os.getpid(), torch.get_num_threads()
+
+
+def pool_threads(workers: int) -> dict[int, int]:
+    """torch's thread count in each process of a pool set up like the local engine's: pid -> threads."""
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=limit_threads, initargs=(threads_per_worker(workers),)) as pool:
+        return dict(pool.map(_torch_threads, [1.0] * workers))
+
+
+def time_sweep(path: Path, out: Path, workers: int, engine: str, env: dict[str, str] | None = None) -> float:
+    """Wall seconds of the whole ``cosim sweep`` command (``env``: extra environment variables)."""
+    cmd = [sys.executable, "-m", "cosim", "sweep", str(path), "--out", str(out), "--workers", str(workers),
+           "--engine", engine, "--quiet"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, **(env or {})})
+    wall_s = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr}")
+    return wall_s
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=8, help="runs in the sweep (default 8)")
+    ap.add_argument("--workers", default="1,2", help="worker counts to time (default 1,2)")
+    ap.add_argument("--engine", default="local", choices=["local", "dask"])
+    ap.add_argument("--repeat", type=int, default=2, help="time each worker count this many times, in turn")
+    ap.add_argument("--baseline", default="both", choices=["default", "1thread", "both"],
+                    help="1 worker with torch's default threads, with OMP_NUM_THREADS=1, or both (default)")
+    args = ap.parse_args(argv)
+    counts = [int(w) for w in args.workers.split(",")]
+    print(f"usable cores {usable_cores()}, load average {os.getloadavg()[0]:.2f} (1 min), "
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    for w in counts:
+        if w > 1 and args.engine == "local":
+            print(f"local pool of {w}: torch threads per worker process {pool_threads(w)}")
+    configs = []                                       # (label, workers, extra environment)
+    for w in counts:
+        if w == 1 and args.baseline in ("default", "both"):
+            configs.append(("1 worker, torch default threads", 1, {}))
+        if w == 1 and args.baseline in ("1thread", "both"):
+            configs.append(("1 worker, OMP_NUM_THREADS=1", 1, {"OMP_NUM_THREADS": "1"}))
+        if w > 1:
+            configs.append((f"{w} workers", w, {}))
+    best_s: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_bench_sweep(Path(tmp), args.runs)
+        for i in range(args.repeat):
+            for k, (label, w, env) in enumerate(configs):
+                wall_s = time_sweep(path, Path(tmp) / f"out-{k}-{i}", w, args.engine, env)
+                best_s[label] = min(wall_s, best_s.get(label, wall_s))
+                print(f"  try {i + 1}: {label}: {wall_s:.1f} s (load average {os.getloadavg()[0]:.2f})")
+    rates = {label: args.runs / s * 60 for label, s in best_s.items()}
+    for label, _, _ in configs:
+        print(f"{args.engine} engine, {label}: {args.runs} runs in {best_s[label]:.1f} s = "
+              f"{rates[label]:.1f} runs/min ({best_s[label] / args.runs:.2f} s per run)")
+    top = max(configs, key=lambda c: c[1])[0]
+    for label, w, _ in configs:
+        if w == 1 and top != label:
+            print(f"speed-up {top} vs {label}: {rates[top] / rates[label]:.2f}x")
+    print(f"load average {os.getloadavg()[0]:.2f} (1 min) at the end")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""TSFA in the run: the offline rank and the online per-round decision, on the radio the run has.
+
+The decisions themselves live in :mod:`solver.tsfa` (plain numbers); this module
+turns the clients' radios into what the base station knows (each client's mean
+gain over the band: the current fading block, or the large-scale gain only, as
+``allocation.knowledge`` says), the measured step FLOPs and adapter bytes into
+compute times and bits, and a decision's bandwidth shares into whole
+subchannels (contiguous blocks, in client order, the device's power spread
+evenly over its own).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import channel
+from solver import tsfa as solver_tsfa
+
+from .fedlora_engine import RoundPlan
+from .radio import with_uplink
+from .scenario import Scenario
+
+BITS_PER_BYTE = 8
+
+
+def _noise_psd_w_per_hz(sc: Scenario) -> float:
+    ch = sc.channel
+    return float(channel.noise_power_w(ch.subchannel_bandwidth_hz, noise_figure_db=ch.bs_noise_figure_db,
+                                       noise_psd_dbm_per_hz=ch.noise_psd_dbm_per_hz)) / ch.subchannel_bandwidth_hz
+
+
+def mean_gains(radios: list, t_s: float, knowledge: str) -> np.ndarray:
+    """Each client's linear gain averaged over all subchannels: with the fading block at ``t_s``, or without."""
+    out = []
+    for r in radios:
+        g = r.large_scale_gain_lin
+        if knowledge == "current":
+            fading = r.uplink.fading
+            g *= float(np.mean(fading.power_gain(fading.block_index(t_s))))
+        out.append(g)
+    return np.array(out)
+
+
+def broadcast_s(radios: list, nbytes: int, t_s: float) -> float:
+    """How long the broadcast of ``nbytes`` would take at each client's current downlink rate (the slowest)."""
+    return max(BITS_PER_BYTE * nbytes / r.downlink.rate_bps(r.downlink.fading.block_index(t_s)) for r in radios)
+
+
+def aggregate_flops(n_clients: int, dense_nbytes: int, element_size: int = 4) -> float:
+    """The server's averaging of the factors: one multiply and one add per value per client."""
+    return 2.0 * n_clients * dense_nbytes / element_size
+
+
+class TsfaPolicy:
+    """TSFA's online stage as a round policy of :class:`cosim.fedlora_engine.FedLoRASimulation`.
+
+    Parameters
+    ----------
+    sc : Scenario
+        ``tsfa`` (budget, V, sparsity bounds), ``channel``, ``clients.max_power_dbm``,
+        ``allocation.knowledge``, ``training.local_iterations``.
+    step_flops : float
+        FLOPs of one local step (measured).
+    dense_nbytes : int
+        Bytes of a client's adapter sent dense (measured).
+    client_flops_per_s : sequence of float
+    weights : sequence of float
+        Each client's data share (sums to 1): the penalty's weights.
+    """
+
+    def __init__(self, sc: Scenario, *, step_flops: float, dense_nbytes: int, client_flops_per_s, weights):
+        self.sc = sc
+        self.dense_bits = np.full(sc.clients.count, BITS_PER_BYTE * float(dense_nbytes))
+        self.dense_nbytes = dense_nbytes
+        self.compute_s = sc.training.local_iterations * step_flops / np.asarray(client_flops_per_s, dtype=float)
+        self.weights = np.asarray(weights, dtype=float) / float(np.sum(weights))
+        self.queue = solver_tsfa.VirtualQueue(sc.tsfa.latency_budget_s)
+        self.decisions: list[dict] = []
+
+    def plan(self, round_index: int, now_s: float, radios: list) -> RoundPlan:
+        sc, t = self.sc, self.sc.tsfa
+        ch = sc.channel
+        fixed = (aggregate_flops(len(radios), self.dense_nbytes) / sc.compute.fed_server_flops_per_s
+                 + broadcast_s(radios, self.dense_nbytes, now_s))
+        q = self.queue.backlog_s
+        d = solver_tsfa.tsfa_decision(
+            dense_bits=self.dense_bits, compute_s=self.compute_s,
+            gains=mean_gains(radios, now_s, sc.allocation.knowledge),
+            powers_w=float(channel.dbm_to_watt(sc.clients.max_power_dbm)),
+            noise_psd_w_per_hz=_noise_psd_w_per_hz(sc), bandwidth_hz=ch.n_subchannels * ch.subchannel_bandwidth_hz,
+            fixed_s=fixed, weights=self.weights, v=t.v, queue_s=q, rho_min=t.sparsity_min, rho_max=t.sparsity_max)
+        counts = solver_tsfa.shares_to_subchannels(d.bandwidth_share, ch.n_subchannels)
+        device_w = float(channel.dbm_to_watt(sc.clients.max_power_dbm))
+        new, start = [], 0
+        for k, radio in enumerate(radios):
+            subs = np.arange(start, start + counts[k])
+            start += counts[k]
+            new.append(with_uplink(radio, sc, subs, channel.equal_power_w(device_w, len(subs))))
+        self.decisions.append({"round": round_index, "queue_s": q, "predicted_s": float(d.latency_s),
+                               "sparsity": [float(x) for x in d.sparsity],
+                               "bandwidth_share": [float(x) for x in d.bandwidth_share],
+                               "subchannels": [int(c) for c in counts]})
+        return RoundPlan(radios=new, sparsity=[float(x) for x in d.sparsity], predicted_s=float(d.latency_s),
+                         queue_s=q)
+
+    def observe(self, latency_s: float) -> float:
+        return self.queue.update(latency_s)
+
+    def summary(self) -> dict:
+        """The budget, V, the queue after the last round and every round's decision."""
+        return {"latency_budget_s": self.sc.tsfa.latency_budget_s, "v": self.sc.tsfa.v,
+                "final_queue_s": self.queue.backlog_s, "decisions": self.decisions}
+
+
+def offline_rank(sc: Scenario, radios: list, measured: dict[int, tuple[float, int]], client_flops_per_s) -> int:
+    """TSFA's offline stage (:func:`solver.tsfa.offline_rank`) on the average channel.
+
+    ``measured``: rank -> (step FLOPs, dense adapter bytes), measured on the real model.
+    """
+    ranks = sorted(measured)
+    flops = np.asarray(client_flops_per_s, dtype=float)
+    k = sc.clients.count
+    bits = np.array([[BITS_PER_BYTE * measured[r][1]] * k for r in ranks], dtype=float)
+    compute = np.array([sc.training.local_iterations * measured[r][0] / flops for r in ranks])
+    largest = measured[ranks[-1]][1]
+    fixed = (aggregate_flops(k, largest) / sc.compute.fed_server_flops_per_s + broadcast_s(radios, largest, 0.0))
+    ch, t = sc.channel, sc.tsfa
+    return solver_tsfa.offline_rank(
+        ranks, bits, compute, mean_gains(radios, 0.0, "average"),
+        float(channel.dbm_to_watt(sc.clients.max_power_dbm)), _noise_psd_w_per_hz(sc),
+        ch.n_subchannels * ch.subchannel_bandwidth_hz, fixed, t.latency_budget_s, t.sparsity_min, t.sparsity_max)
