@@ -64,20 +64,13 @@ class FedLoRASimulation(TimedSteps):
                  recorder: Recorder, evaluate_after: Callable[[int], bool] = lambda r: False,
                  on_round: Callable[[int, float], None] | None = None, n_subchannels: int | None = None,
                  policy: RoundPolicy | None = None):
-        super().__init__(radios=radios, recorder=recorder, evaluate_after=evaluate_after, on_round=on_round,
-                         n_subchannels=n_subchannels)
-        self.workload = workload
-        self.client_flops_per_s = list(client_flops_per_s)
-        self.fed_server_flops_per_s = fed_server_flops_per_s
-        self.rounds = rounds
-        self.local_iterations = local_iterations
+        super().__init__(workload=workload, radios=radios, client_flops_per_s=client_flops_per_s,
+                         fed_server_flops_per_s=fed_server_flops_per_s, rounds=rounds,
+                         local_iterations=local_iterations, recorder=recorder, evaluate_after=evaluate_after,
+                         on_round=on_round, n_subchannels=n_subchannels)
         self.sparsity = sparsity
         self.policy = policy
         self.plans: list[RoundPlan] = []
-
-    def _training(self):
-        for r in range(self.rounds):
-            yield from self._round(r)
 
     def _round(self, r: int):
         t0 = self.env.now

@@ -25,8 +25,16 @@ class TimedSteps:
 
     Parameters
     ----------
+    workload
+        Does (or replays) each step and reports its cost (``cosim.workload``).
     radios : sequence of ClientRadio
         Each client's uplink and downlink (an allocation policy may replace them per round).
+    client_flops_per_s : sequence of float
+        Effective compute of each device, FLOP/s.
+    fed_server_flops_per_s : float
+        The federated server that averages the adapters, FLOP/s.
+    rounds, local_iterations : int
+        Federated rounds, and local steps per client per round.
     recorder : Recorder
         Receives one row per event, per round and per round and client.
     evaluate_after : callable(round) -> bool
@@ -38,10 +46,16 @@ class TimedSteps:
         all the subchannels the radios hold at the start.
     """
 
-    def __init__(self, *, radios: Sequence[ClientRadio], recorder: Recorder,
+    def __init__(self, *, workload, radios: Sequence[ClientRadio], client_flops_per_s: Sequence[float],
+                 fed_server_flops_per_s: float, rounds: int, local_iterations: int, recorder: Recorder,
                  evaluate_after: Callable[[int], bool] = lambda r: False,
                  on_round: Callable[[int, float], None] | None = None, n_subchannels: int | None = None):
         self.env = simpy.Environment()
+        self.workload = workload
+        self.client_flops_per_s = list(client_flops_per_s)
+        self.fed_server_flops_per_s = fed_server_flops_per_s
+        self.rounds = rounds
+        self.local_iterations = local_iterations
         self.radios = list(radios)
         self.n_subchannels = n_subchannels or sum(len(radio.subchannels) for radio in self.radios)
         self.rec = recorder
@@ -55,7 +69,11 @@ class TimedSteps:
         self.env.run()
         return self.env.now
 
-    def _training(self):  # pragma: no cover - each round shape defines it
+    def _training(self):
+        for r in range(self.rounds):
+            yield from self._round(r)
+
+    def _round(self, r: int):  # pragma: no cover - each round shape defines it
         raise NotImplementedError
 
     def _compute(self, r: int, k: int, i: int, kind: str, step: Callable[[int], StepCost],
