@@ -175,7 +175,7 @@ class Tsfa:
     sparsity_max: float = setting(0.9, doc="largest sparsity the online stage may choose", ge=0, lt=1)
     rank: int | None = setting(
         None, doc="the LoRA rank; null: the offline stage picks from rank_candidates the largest rank whose "
-                  "round latency (average channel, dense upload) fits the budget, else the largest that fits "
+                  "round latency (average channel, dense upload) fits the budget, else the smallest that fits "
                   "at sparsity_max", gt=0)
     rank_candidates: tuple[int, ...] = setting((4, 8, 16, 32), doc="ranks the offline stage chooses from", gt=0)
 

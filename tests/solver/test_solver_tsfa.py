@@ -239,9 +239,11 @@ def test_offline_rank_follows_its_rule():
               bandwidth_hz=BANDWIDTH_HZ, fixed_s=0.1, rho_min=0.0, rho_max=0.9)
     # Dense rank 8 fits, dense rank 16 does not: 8.
     assert offline_rank(budget_s=(dense[1] + dense[2]) / 2, **kw) == 8
-    # No dense rank fits, every sparse one does: the largest, 16.
+    # No dense rank fits, every sparse one does: the smallest (cheapest), 4.
     assert dense[0] > sparse[2]
-    assert offline_rank(budget_s=(sparse[2] + dense[0]) / 2, **kw) == 16
+    assert offline_rank(budget_s=(sparse[2] + dense[0]) / 2, **kw) == 4
+    # No dense rank fits, only ranks 4 and 8 fit sparse: 4.
+    assert offline_rank(budget_s=(sparse[1] + sparse[2]) / 2, **kw) == 4
     # Only rank 4 fits, sparse.
     assert offline_rank(budget_s=(sparse[0] + sparse[1]) / 2, **kw) == 4
     with pytest.raises(InfeasibleError, match=r"tsfa\.latency_budget_s.*smallest latency achievable is "
