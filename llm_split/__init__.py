@@ -14,10 +14,8 @@ from .models import DEFAULT_MODEL, cache_dir, load_causal_lm, num_layers, tiny_c
 from .ortho import add_ortho_grads, lora_pairs, ortho_penalty, ortho_penalty_grads
 from .partition import partition_dirichlet, partition_iid
 from .profile import profile_costs, synthetic_batch
-from .sparsify import (
-    Selection, average_product, average_product_with_errors, component_importance, dense_selection, merge,
-    randomk_select, soft_select, topk_select,
-)
+from .aggregate import average_product, average_product_with_errors, complete, merge
+from .sparsify import Selection, component_importance, dense_selection, randomk_select, soft_select, topk_select
 from .payload import CutMessage, ServerReply, state_dict_nbytes, tensor_nbytes
 from .split import ClientPart, ServerPart, split_causal_lm
 from .tasks import TASKS, Task, load_task
@@ -30,6 +28,6 @@ __all__ = [
     "fedavg_state_dicts", "load_causal_lm", "load_task", "num_layers", "partition_dirichlet", "partition_iid", "profile_costs", "synthetic_batch",
     "split_causal_lm", "state_dict_nbytes", "tensor_nbytes", "tiny_causal_lm",
     "Selection", "add_ortho_grads", "average_product", "average_product_with_errors", "component_importance",
-    "dense_selection", "lora_pairs", "merge", "ortho_penalty", "ortho_penalty_grads", "randomk_select",
+    "complete", "dense_selection", "lora_pairs", "merge", "ortho_penalty", "ortho_penalty_grads", "randomk_select",
     "soft_select", "topk_select",
 ]

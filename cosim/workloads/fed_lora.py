@@ -20,26 +20,28 @@ Strategies (``strategy.name``):
 
 Bytes are those sent: values x element size + index overhead
 (:class:`llm_split.sparsify.Selection`). The server's rule for values a client
-did not send is ``strategy.missing`` (:func:`llm_split.sparsify.merge`);
+did not send is ``strategy.missing`` (:func:`llm_split.aggregate.merge`);
 ``strategy.aggregation: product`` averages ``B A`` instead of the factors.
 """
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
-import torch
 
 from llm_split import SplitLoRATrainer, eval_batches
+from llm_split.aggregate import average_product, complete, merge
 from llm_split.ortho import add_ortho_grads, lora_pairs
-from llm_split.sparsify import (average_product, dense_selection, merge, randomk_select, soft_select,
-                                topk_select)
+from llm_split.sparsify import dense_selection, randomk_select, soft_select, topk_select
 
 from ..scenario import Scenario
 from ..seeding import stream_int
 from ..workload import Evaluation, StepCost, Upload
 from .common import client_data, load_model, lora_settings
+
+if TYPE_CHECKING:
+    import torch
 
 _SIDES = ("client", "server")
 
@@ -86,6 +88,8 @@ class FedLoRAWorkload:
     @classmethod
     def from_scenario(cls, sc: Scenario, *, rank: int | None = None) -> "FedLoRAWorkload":
         """Load the model and the task of ``sc``; ``rank`` overrides ``lora.rank`` (TSFA's offline choice)."""
+        import torch
+
         torch.manual_seed(stream_int(sc.seed, "torch"))
         model, tokenizer, n_layers = load_model(sc)
         data = client_data(sc, tokenizer)
@@ -123,8 +127,7 @@ class FedLoRAWorkload:
         elif name == "topk":
             sel = topk_select(state, self._global, sparsity)
         elif name == "randomk":
-            gen = torch.Generator().manual_seed(stream_int(self.seed, "randomk", self._round, client))
-            sel = randomk_select(state, sparsity, gen)
+            sel = randomk_select(state, sparsity, stream_int(self.seed, "randomk", self._round, client))
         else:  # pragma: no cover - the scenario schema admits no other name
             raise ValueError(f"strategy {name!r} has no upload")
         self._uploads[client] = (state, sel)
@@ -143,8 +146,7 @@ class FedLoRAWorkload:
             new = merge(self._global, states, sels, w, rule=self.missing)
             flops = 2.0 * len(clients) * n_values  # one multiply and one add per value per client
         else:
-            completed = [{key: torch.where(sel.masks[key], sd[key], self._global[key]) for key in sd}
-                         for sd, sel in zip(states, sels)]
+            completed = [complete(self._global, sd, sel) for sd, sel in zip(states, sels)]
             new = average_product(completed, w, rank=self.rank)
             flops = self._product_flops(len(clients))
         for k in range(self.n_clients):
@@ -192,7 +194,7 @@ class FedLoRAWorkload:
         return regulariser_flops(self._global) if self.ortho_weight else 0.0
 
     def _product_flops(self, n_clients: int) -> float:
-        """Averaging B A without forming it (:func:`llm_split.sparsify.average_product`), an estimate.
+        """Averaging B A without forming it (:func:`llm_split.aggregate.average_product`), an estimate.
 
         With R = K r stacked components per module: two Householder QRs of the stacked
         factors and forming their Q (about ``4 (d_in + d_out) R^2``), the R x R core

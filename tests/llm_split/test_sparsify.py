@@ -7,10 +7,8 @@ import torch
 
 from llm_split.fedavg import fedavg_state_dicts
 from llm_split.payload import state_dict_nbytes
-from llm_split.sparsify import (
-    Selection, average_product, average_product_with_errors, component_importance, dense_selection, merge,
-    randomk_select, soft_select, topk_select,
-)
+from llm_split.aggregate import average_product, average_product_with_errors, complete, merge
+from llm_split.sparsify import Selection, component_importance, dense_selection, randomk_select, soft_select, topk_select
 
 
 def lora_state(modules, seed=0, dtype=torch.float32):
@@ -183,6 +181,8 @@ def test_randomk_counts_reproducibility_and_uniformity():
     c = randomk_select(state, 0.7, torch.Generator().manual_seed(2))
     assert all(torch.equal(a.masks[k], b.masks[k]) for k in state)
     assert any(not torch.equal(a.masks[k], c.masks[k]) for k in state)
+    seeded = randomk_select(state, 0.7, 1)  # an int seed draws as a generator seeded with it
+    assert all(torch.equal(a.masks[k], seeded.masks[k]) for k in state)
     for key, t in state.items():
         assert int(a.masks[key].sum()) == math.ceil(0.3 * t.numel() - 1e-9)
     # Each of 10 positions is sent with probability 3/10: 2000 draws, counts 600 +- 5 sigma (sigma = 20.5).
@@ -225,6 +225,15 @@ def test_merge_by_hand():
     # A zero-weight sender counts as nobody.
     merged = merge(g, [x1, x2], [m1, m2], [0, 1], rule="senders")
     assert torch.equal(merged["w"], torch.tensor([2.0, 2.0, 1.0, 1.0]))
+
+
+def test_complete_fills_what_was_not_sent_from_the_broadcast():
+    g = {"w": torch.tensor([1.0, 1.0, 1.0, 1.0])}
+    x = {"w": torch.tensor([4.0, 8.0, 12.0, 16.0])}
+    sel = topk_select(x, g, 0.5)  # the two that changed most: 12 and 16
+    assert complete(g, x, sel)["w"].tolist() == [1.0, 1.0, 12.0, 16.0]
+    with pytest.raises(ValueError, match="shape"):
+        complete({"w": torch.zeros(3)}, x, sel)
 
 
 def test_merge_takes_selections_and_returns_the_clients_dtype():
