@@ -46,6 +46,14 @@ def broadcast_s(radios: list, nbytes: int, t_s: float) -> float:
     return max(BITS_PER_BYTE * nbytes / r.downlink.rate_bps(r.downlink.fading.block_index(t_s)) for r in radios)
 
 
+def mean_broadcast_s(radios: list, nbytes: int) -> float:
+    """The broadcast of ``nbytes`` at each client's downlink rate without fading (large-scale gain only), the slowest."""
+    def mean_rate_bps(link) -> float:
+        return float(np.sum(link.bandwidth_hz * np.log2(1.0 + link.mean_snr_lin)))
+
+    return max(BITS_PER_BYTE * nbytes / mean_rate_bps(r.downlink) for r in radios)
+
+
 def aggregate_flops(n_clients: int, dense_nbytes: int, element_size: int = 4) -> float:
     """The server's averaging of the factors: one multiply and one add per value per client."""
     return 2.0 * n_clients * dense_nbytes / element_size
@@ -115,6 +123,10 @@ class TsfaPolicy:
 def offline_rank(sc: Scenario, radios: list, measured: dict[int, tuple[float, int]], client_flops_per_s) -> int:
     """TSFA's offline stage (:func:`solver.tsfa.offline_rank`) on the average channel.
 
+    Every rank is charged its own round: its step's compute, its adapter's upload,
+    aggregation and broadcast (the broadcast at the downlink's rate without
+    fading, as the uplink is taken at the large-scale gain).
+
     ``measured``: rank -> (step FLOPs, dense adapter bytes), measured on the real model.
     """
     ranks = sorted(measured)
@@ -122,8 +134,9 @@ def offline_rank(sc: Scenario, radios: list, measured: dict[int, tuple[float, in
     k = sc.clients.count
     bits = np.array([[BITS_PER_BYTE * measured[r][1]] * k for r in ranks], dtype=float)
     compute = np.array([sc.training.local_iterations * measured[r][0] / flops for r in ranks])
-    largest = measured[ranks[-1]][1]
-    fixed = (aggregate_flops(k, largest) / sc.compute.fed_server_flops_per_s + broadcast_s(radios, largest, 0.0))
+    # Each rank's own aggregation and broadcast, on the average channel like the uplink.
+    fixed = np.array([aggregate_flops(k, measured[r][1]) / sc.compute.fed_server_flops_per_s
+                      + mean_broadcast_s(radios, measured[r][1]) for r in ranks])
     ch, t = sc.channel, sc.tsfa
     return solver_tsfa.offline_rank(
         ranks, bits, compute, mean_gains(radios, 0.0, "average"),

@@ -284,7 +284,7 @@ def tsfa_decision(*, dense_bits, compute_s, gains, powers_w, noise_psd_w_per_hz:
 
 
 def offline_rank(candidate_ranks, dense_bits_by_rank, compute_s_by_rank, gains, powers_w,
-                 noise_psd_w_per_hz: float, bandwidth_hz: float, fixed_s: float,
+                 noise_psd_w_per_hz: float, bandwidth_hz: float, fixed_s,
                  budget_s: float, rho_min: float, rho_max: float) -> int:
     """TSFA's offline stage: the LoRA rank, fixed for the whole training.
 
@@ -303,8 +303,11 @@ def offline_rank(candidate_ranks, dense_bits_by_rank, compute_s_by_rank, gains, 
     candidate_ranks : (R,) int
     dense_bits_by_rank, compute_s_by_rank : (R, K) float, bits and s
         Each rank's dense adapter upload and local compute per client.
-    gains, powers_w, noise_psd_w_per_hz, bandwidth_hz, fixed_s, rho_min, rho_max
+    gains, powers_w, noise_psd_w_per_hz, bandwidth_hz, rho_min, rho_max
         As in :func:`tsfa_decision`.
+    fixed_s : float or (R,) float, s
+        Aggregation and broadcast, one value for every rank or one per rank (a
+        larger rank's adapter takes longer to broadcast).
     budget_s : float, s
         The long-term average round-latency budget.
     """
@@ -318,9 +321,11 @@ def offline_rank(candidate_ranks, dense_bits_by_rank, compute_s_by_rank, gains, 
     bits = as_array(problems, "dense_bits_by_rank", bits, (ranks.size, k), lower=0.0, strict=True)
     compute = as_array(problems, "compute_s_by_rank", compute_s_by_rank, (ranks.size, k), lower=0.0)
     budget = float(as_array(problems, "budget_s", budget_s, (), lower=0.0, strict=True))
+    fixed = np.broadcast_to(np.asarray(fixed_s, dtype=float), (ranks.size,)) if np.ndim(fixed_s) == 0 else fixed_s
+    fixed = as_array(problems, "fixed_s", fixed, (ranks.size,), lower=0.0)
     _check_sparsity_bounds(problems, rho_min, rho_max)
     radios = [FdmaRound.build(problems if r == 0 else [], bits[r], compute[r], gains, powers_w,
-                           noise_psd_w_per_hz, bandwidth_hz, fixed_s, shape=(k,))
+                           noise_psd_w_per_hz, bandwidth_hz, float(fixed[r]), shape=(k,))
               for r in range(ranks.size)]
     if problems:
         raise ValueError("invalid TSFA offline stage:\n" + "\n".join(problems))

@@ -251,6 +251,22 @@ def test_offline_rank_follows_its_rule():
         offline_rank(budget_s=sparse[0] * 0.99, **kw)
 
 
+def test_offline_rank_charges_each_rank_its_own_fixed_time():
+    k, ranks = 3, np.array([4, 8, 16])
+    bits = np.repeat(ranks[:, None] * 1e6, k, axis=1)
+    compute = np.repeat(0.2 + 0.01 * ranks[:, None], k, axis=1)
+    kw = dict(candidate_ranks=ranks, dense_bits_by_rank=bits, compute_s_by_rank=compute,
+              gains=np.full(k, 1e-12), powers_w=0.2, noise_psd_w_per_hz=NOISE_PSD_W_PER_HZ,
+              bandwidth_hz=BANDWIDTH_HZ, rho_min=0.0, rho_max=0.9)
+    dense_8 = identical_clients_latency(bits[1, 0], k, compute[1, 0], 0.0)  # with fixed_s = 0.1
+    budget = dense_8 + 0.05
+    # Rank 8 fits with 0.1 s of broadcast; charged rank 16's 0.4 s (the old rule) it would not.
+    assert offline_rank(budget_s=budget, fixed_s=np.array([0.05, 0.1, 0.4]), **kw) == 8
+    assert offline_rank(budget_s=budget, fixed_s=0.4, **kw) == 4
+    with pytest.raises(ValueError, match=r"fixed_s: expected shape \(3,\)"):
+        offline_rank(budget_s=budget, fixed_s=np.array([0.1, 0.1]), **kw)
+
+
 # --- whole subchannels ----------------------------------------------------------------------
 
 def test_shares_to_subchannels_on_random_inputs():
