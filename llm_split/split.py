@@ -15,6 +15,7 @@ states, the attention mask and the labels cross the cut.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +24,10 @@ from transformers.masking_utils import create_causal_mask, create_sliding_window
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from cosim.errors import CosimError
+
+# transformers 5.x renamed the mask builders' ``past_key_values`` argument to ``cache``
+# (the old name warns from 5.2x on); pass whichever this version takes.
+_CACHE_ARG = "cache" if "cache" in inspect.signature(create_causal_mask).parameters else "past_key_values"
 
 
 @dataclass(frozen=True)
@@ -124,7 +129,7 @@ class _Part(nn.Module):
     def _masks(self, hidden, attention_mask, position_ids) -> list:
         """One 4-d mask (or None: plain causal, left to SDPA) per block of this part."""
         args = dict(config=self.config, inputs_embeds=hidden, attention_mask=attention_mask,
-                    past_key_values=None, position_ids=position_ids)
+                    position_ids=position_ids, **{_CACHE_ARG: None})
         rule = self.layout.masks
         if rule == "layer_types":
             types = self.config.layer_types[self.first_layer: self.first_layer + len(self.blocks)]
