@@ -292,11 +292,13 @@ def test_scheduler_is_only_for_dask_and_slurm_needs_slurm(tmp_path, capsys, monk
 
 # --- killed and started again ----------------------------------------------------------------------
 
-def test_a_killed_sweep_started_again_has_every_run_once(tmp_path):
+@pytest.mark.parametrize("engine", ["local", "dask"])
+def test_a_killed_sweep_started_again_has_every_run_once(tmp_path, engine):
     path = write_sweep(tmp_path, {"grid": {"lora.rank": [2, 4]}, "seeds": [0, 1, 2, 3]})
     runs = expand_runs(read_sweep(path))
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "cosim", "sweep", str(path), "--out", str(out), "--workers", "2", "--quiet"]
+    cmd = [sys.executable, "-m", "cosim", "sweep", str(path), "--out", str(out), "--workers", "2", "--quiet",
+           "--engine", engine]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     try:
