@@ -90,7 +90,8 @@ class FedLoRASimulation(TimedSteps):
         sent = self.rec.client_rows[first_client:]
         self._close_round(r, t0, first_event, evaluate=self.workload.evaluate, loss_kind="local_step",
                           predicted_s=plan.predicted_s, virtual_queue=queue,
-                          sparsity=sum(c["sparsity"] for c in sent) / len(sent))
+                          sparsity=sum(c["sparsity"] for c in sent) / len(sent),
+                          rank=getattr(self.workload, "rank", None))
 
     def _client(self, r: int, k: int, plan: RoundPlan):
         t0 = self.env.now

@@ -114,6 +114,7 @@ def test_tsfa_queue_follows_its_rule_and_decisions_are_traced(tmp_path):
         assert (clients[clients["round"] == row["round"]]["virtual_queue"] == q).all()  # Q seen at the start
         q = max(q + row["duration_s"] - budget, 0.0)
         assert row["virtual_queue"] == pytest.approx(q, abs=1e-12)
+    assert (rounds["rank"] == 4).all() and rounds["cut"].isna().all()
     decisions = summary["strategy"]["tsfa"]["decisions"]
     assert len(decisions) == 3
     for d in decisions:
