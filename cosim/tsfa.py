@@ -41,17 +41,16 @@ def mean_gains(radios: list, t_s: float, knowledge: str) -> np.ndarray:
     return np.array(out)
 
 
-def broadcast_s(radios: list, nbytes: int, t_s: float) -> float:
-    """How long the broadcast of ``nbytes`` would take at each client's current downlink rate (the slowest)."""
-    return max(BITS_PER_BYTE * nbytes / r.downlink.rate_bps(r.downlink.fading.block_index(t_s)) for r in radios)
+def link_rate_bps(link, t_s: float, knowledge: str) -> float:
+    """A link's rate as the base station sees it: in the fading block at ``t_s`` ('current'), or without fading."""
+    if knowledge == "current":
+        return link.rate_bps(link.fading.block_index(t_s))
+    return float(np.sum(link.bandwidth_hz * np.log2(1.0 + link.mean_snr_lin)))
 
 
-def mean_broadcast_s(radios: list, nbytes: int) -> float:
-    """The broadcast of ``nbytes`` at each client's downlink rate without fading (large-scale gain only), the slowest."""
-    def mean_rate_bps(link) -> float:
-        return float(np.sum(link.bandwidth_hz * np.log2(1.0 + link.mean_snr_lin)))
-
-    return max(BITS_PER_BYTE * nbytes / mean_rate_bps(r.downlink) for r in radios)
+def broadcast_s(radios: list, nbytes: int, t_s: float, knowledge: str = "current") -> float:
+    """How long the broadcast of ``nbytes`` takes at each client's downlink rate (the slowest), see :func:`link_rate_bps`."""
+    return max(BITS_PER_BYTE * nbytes / link_rate_bps(r.downlink, t_s, knowledge) for r in radios)
 
 
 def aggregate_flops(n_clients: int, dense_nbytes: int, element_size: int = 4) -> float:
@@ -88,12 +87,16 @@ class TsfaPolicy:
     def plan(self, round_index: int, now_s: float, radios: list) -> RoundPlan:
         sc, t = self.sc, self.sc.tsfa
         ch = sc.channel
-        fixed = (aggregate_flops(len(radios), self.dense_nbytes) / sc.compute.fed_server_flops_per_s
-                 + broadcast_s(radios, self.dense_nbytes, now_s))
+        knowledge = sc.allocation.knowledge
+        aggregate_s = aggregate_flops(len(radios), self.dense_nbytes) / sc.compute.fed_server_flops_per_s
+        # The broadcast goes over each client's own subchannels, which this decision changes; the
+        # decision is the same for any constant here (it shifts every latency alike), so it is
+        # taken on the current allocation's broadcast and the prediction made after, on the plan.
+        fixed = aggregate_s + broadcast_s(radios, self.dense_nbytes, now_s, knowledge)
         q = self.queue.backlog_s
         d = solver_tsfa.tsfa_decision(
             dense_bits=self.dense_bits, compute_s=self.compute_s,
-            gains=mean_gains(radios, now_s, sc.allocation.knowledge),
+            gains=mean_gains(radios, now_s, knowledge),
             powers_w=float(channel.dbm_to_watt(sc.clients.max_power_dbm)),
             noise_psd_w_per_hz=_noise_psd_w_per_hz(sc), bandwidth_hz=ch.n_subchannels * ch.subchannel_bandwidth_hz,
             fixed_s=fixed, weights=self.weights, v=t.v, queue_s=q, rho_min=t.sparsity_min, rho_max=t.sparsity_max)
@@ -104,11 +107,16 @@ class TsfaPolicy:
             subs = np.arange(start, start + counts[k])
             start += counts[k]
             new.append(with_uplink(radio, sc, subs, channel.equal_power_w(device_w, len(subs))))
-        self.decisions.append({"round": round_index, "queue_s": q, "predicted_s": float(d.latency_s),
+        # The plan's round on what the base station sees: whole subchannels, equal power on them.
+        upload_s = [(1 - rho) * bits / link_rate_bps(r.uplink, now_s, knowledge)
+                    for rho, bits, r in zip(d.sparsity, self.dense_bits, new)]
+        predicted = float(np.max(self.compute_s + np.array(upload_s))
+                          + aggregate_s + broadcast_s(new, self.dense_nbytes, now_s, knowledge))
+        self.decisions.append({"round": round_index, "queue_s": q, "predicted_s": predicted,
                                "sparsity": [float(x) for x in d.sparsity],
                                "bandwidth_share": [float(x) for x in d.bandwidth_share],
                                "subchannels": [int(c) for c in counts]})
-        return RoundPlan(radios=new, sparsity=[float(x) for x in d.sparsity], predicted_s=float(d.latency_s),
+        return RoundPlan(radios=new, sparsity=[float(x) for x in d.sparsity], predicted_s=predicted,
                          queue_s=q)
 
     def observe(self, latency_s: float) -> float:
@@ -136,7 +144,7 @@ def offline_rank(sc: Scenario, radios: list, measured: dict[int, tuple[float, in
     compute = np.array([sc.training.local_iterations * measured[r][0] / flops for r in ranks])
     # Each rank's own aggregation and broadcast, on the average channel like the uplink.
     fixed = np.array([aggregate_flops(k, measured[r][1]) / sc.compute.fed_server_flops_per_s
-                      + mean_broadcast_s(radios, measured[r][1]) for r in ranks])
+                      + broadcast_s(radios, measured[r][1], 0.0, "average") for r in ranks])
     ch, t = sc.channel, sc.tsfa
     return solver_tsfa.offline_rank(
         ranks, bits, compute, mean_gains(radios, 0.0, "average"),

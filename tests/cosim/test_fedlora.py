@@ -124,6 +124,22 @@ def test_tsfa_queue_follows_its_rule_and_decisions_are_traced(tmp_path):
     assert (n_sub == np.array([d["subchannels"] for d in decisions])).all()
 
 
+def test_tsfa_predicts_the_round_it_plans_on_a_static_channel(tmp_path):
+    # No fading: what the base station sees is what happens. A loose budget keeps the queue
+    # empty, so every upload is dense and the predicted round is the realised one.
+    sc = scenario("strategy.name=tsfa", "tsfa.latency_budget_s=100", "tsfa.rank=4", "training.rounds=2", *STATIC)
+    r, summary, _ = run(sc, tmp_path, "tsfa")
+    assert (r.rounds["sparsity"] == 0).all()
+    np.testing.assert_allclose(r.rounds["predicted_s"], r.rounds["duration_s"], rtol=1e-9)
+    # A budget it cannot keep dense: the queue grows, uploads are sparsified, and the prediction
+    # misses only the index bytes and the rounding of kept components.
+    sc = scenario("strategy.name=tsfa", "tsfa.latency_budget_s=0.05", "tsfa.rank=4", "training.rounds=3",
+                  "tsfa.v=0.001", *STATIC)
+    r, summary, _ = run(sc, tmp_path, "tight")
+    assert r.rounds["sparsity"].iloc[-1] > 0
+    np.testing.assert_allclose(r.rounds["predicted_s"], r.rounds["duration_s"], rtol=0.02)
+
+
 def test_tsfa_needs_a_budget_and_fed_strategies_refuse_solver_policies(tmp_path, capsys):
     assert main(["validate", str(QUICKSTART), "--set", "strategy.name=tsfa"]) == 2
     assert "tsfa.latency_budget_s" in capsys.readouterr().err
