@@ -50,9 +50,10 @@ RUN = {
 }
 
 
-def write_bench_sweep(folder: Path, n_runs: int) -> Path:
-    """A base scenario (the quickstart with ``RUN``) and a sweep of ``n_runs`` seeds of it."""
-    raw, problems = apply_overrides(yaml.safe_load((ROOT / "scenarios" / "quickstart.yaml").read_text()), RUN.items())
+def write_bench_sweep(folder: Path, n_runs: int, rounds: int = RUN["training.rounds"]) -> Path:
+    """A base scenario (the quickstart with ``RUN``, ``rounds`` rounds) and a sweep of ``n_runs`` seeds of it."""
+    raw, problems = apply_overrides(yaml.safe_load((ROOT / "scenarios" / "quickstart.yaml").read_text()),
+                                    {**RUN, "training.rounds": rounds}.items())
     assert not problems, problems
     (folder / "base.yaml").write_text(yaml.safe_dump(raw))
     path = folder / "sweep.yaml"
@@ -89,6 +90,9 @@ def time_sweep(path: Path, out: Path, workers: int, engine: str, env: dict[str, 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=8, help="runs in the sweep (default 8)")
+    ap.add_argument("--rounds", type=int, default=RUN["training.rounds"],
+                    help=f"training rounds per run (default {RUN['training.rounds']}): more rounds, "
+                         "more compute per run against the fixed start-up of the command and its workers")
     ap.add_argument("--workers", default="1,2", help="worker counts to time (default 1,2)")
     ap.add_argument("--engine", default="local", choices=["local", "dask"])
     ap.add_argument("--repeat", type=int, default=2, help="time each worker count this many times, in turn")
@@ -111,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
             configs.append((f"{w} workers", w, {}))
     best_s: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        path = write_bench_sweep(Path(tmp), args.runs)
+        path = write_bench_sweep(Path(tmp), args.runs, args.rounds)
         for i in range(args.repeat):
             for k, (label, w, env) in enumerate(configs):
                 wall_s = time_sweep(path, Path(tmp) / f"out-{k}-{i}", w, args.engine, env)
