@@ -33,6 +33,7 @@ from solver.baselines import equal_allocation, optimize_resources, optimize_spli
 from solver.brute_force import brute_force
 from solver.objective import evaluate
 from solver.policies import POLICIES, get_policy
+from solver.power import full_power
 from solver.problem import CostTable, Problem
 from solver.solution import DelayBreakdown, Solution
 from solver.tsfa import TsfaDecision, VirtualQueue, offline_rank, shares_to_subchannels, tsfa_decision

@@ -36,6 +36,7 @@ from scipy.optimize import brentq
 from solver.links import Links
 from solver.objective import RoundTerms, transfer_s
 from solver.problem import Problem
+from solver.waterfilling import water_filling
 
 
 @dataclass(frozen=True, eq=False)
@@ -227,3 +228,25 @@ def _two_sets(problem: Problem, links: Links, fixed: np.ndarray, u: float, v: fl
     return PowerPlan(round_delay_s=t,
                      power_w=_clip_rows(links.main.allocation(level_x), x, limit, full_main),
                      fed_power_w=_clip_rows(links.fed.allocation(level_y), y, limit, full_fed))
+
+
+def full_power(problem: Problem, assignment: np.ndarray) -> np.ndarray:
+    """(K, N) W: each client's whole per-device budget water-filled over its own subchannels.
+
+    Without a total power limit no power plan on ``assignment`` gives any client a
+    shorter delay: each client's rate is the most its budget buys, so the round
+    delay is the optimum's (set by the slowest client at full power) and every
+    other client finishes early. :func:`optimal_power` instead gives the others the
+    least power that finishes them exactly at the round delay, which saves
+    energy but leaves no margin: under fading that the decision did not foresee,
+    any of them can become the straggler. With a total limit the budgets are
+    coupled and this plan may exceed it; use :func:`optimal_power` there.
+    """
+    assignment = np.asarray(assignment)
+    power = np.zeros(problem.gain_lin.shape)
+    for k in range(problem.num_clients):
+        subs = np.flatnonzero(assignment == k)
+        if subs.size:
+            power[k, subs] = water_filling(problem.max_power_w[k], problem.snr_per_w[k, subs],
+                                           problem.bandwidth_hz[subs])
+    return power

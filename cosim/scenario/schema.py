@@ -134,6 +134,11 @@ class Allocation:
     knowledge: Literal["average", "current"] = setting(
         "current", doc="channel the policy sees: 'current' fading block at the round's start, or "
                        "'average' (large-scale gain only)")
+    power: Literal["full", "least"] = setting(
+        "full", doc="device power under 'resources_only' and 'optimizer': 'full' water-fills each device's whole "
+                    "budget over its subchannels (the slowest sets the predicted round, every other device "
+                    "finishes early); 'least' the solver's least power that finishes every device exactly at the "
+                    "predicted round (saves energy, leaves no margin for fading the decision did not see)")
 
 
 STRATEGIES = ("split", "fedlora", "soft", "topk", "randomk", "tsfa")

@@ -85,26 +85,25 @@ differ per seed). Regenerate with `.venv/bin/python experiments/fedsllm/run_poli
 
 WHY = """Where the optimizer does not win, and why: {notes}
 
-At K=16 on 25 subchannels (one or two subchannels per client) the optimizer and
-resources_only realise about 2.6 times the round delay they predicted and lose
-to equal, random and split_rank_only. They decide on the fading block at the
-round's start (`allocation.knowledge: current`): the assignment and the
-water-filled power go to the subchannels that are strong in that block, but the
-fading decorrelates within about 76 ms while a round lasts seconds, so those
-subchannels fall back to their mean and a client left with one or two of them
-becomes the round's straggler (selection bias: the "realised / predicted"
-column is 1.25-1.6 for the solver-allocated policies everywhere, about 1 for
-those on equal resources). Re-running that cell with `allocation.knowledge:
-average` (large-scale gains only) gives the optimizer 98.7 / 198.7 / 152.3 s over
-the three seeds (mean 149.9 s, realised / predicted 1.3): on par with equal
-(150.3 s), still behind random and split_rank_only (138-140 s). The remaining
-optimism is the predicted rate taken at the mean gain, log2(1 + g), where the
-realised rate averages log2(1 + g |h|^2) over the fading (Jensen), which costs
-the optimizer's unequal, power-concentrated allocations more than equal splits.
-A fading-aware objective (ergodic rates, or re-deciding within a round) would
-fix it; that is the solver's, and was left to it.
+Under power control the devices send at full power, water-filled over their
+subchannels (`allocation.power: full`, the default). The solver's own plan gives
+every client but the slowest the least power that finishes it exactly at the
+predicted round (`allocation.power: least`): the same predicted delay, but under
+fading that the decision did not see every client is then a potential
+straggler. An earlier version of this table ran the least-power plan: at K=16 on
+25 subchannels the optimizer realised 2.67 times its predicted round and took
+398 s against equal's 150 s; at full power it takes 98 s there, and beats every
+baseline in every cell.
 
-Everywhere else the baselines take 1.04-1.75 times the optimizer's delay. The
+The prediction stays optimistic by 3-42% for the solver-allocated policies (the
+"realised / predicted" column): they decide on the fading block at the round's
+start (`allocation.knowledge: current`), and the subchannels chosen for being
+strong then fall back to their mean within about 76 ms while a round lasts
+seconds; the rate at the mean gain, log2(1 + g), also exceeds the realised mean
+of log2(1 + g |h|^2) (Jensen). A fading-aware objective (ergodic rates) would
+close the gap; that is the solver's, and was left to it.
+
+The baselines take 1.05-1.81 times the optimizer's delay. The
 optimizer keeps one block on the device (the 0.5-2 TFLOP/s devices are the
 round's bottleneck, not the uplink) and allocates the uplink; split_rank_only
 makes the same cut choice on equal resources, resources_only allocates the

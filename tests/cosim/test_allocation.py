@@ -21,14 +21,23 @@ def run(tmp_path, name, *extra):
     return load_run(out)
 
 
-def test_optimized_round_delay_is_realised_on_a_static_channel(tmp_path):
-    res = run(tmp_path, "opt", *STATIC, "--set", "allocation.policy=resources_only")
+@pytest.mark.parametrize("power", ["full", "least"])
+def test_optimized_round_delay_is_realised_on_a_static_channel(tmp_path, power):
+    res = run(tmp_path, "opt", *STATIC, "--set", "allocation.policy=resources_only", "--set", f"allocation.power={power}")
     ev, rounds = res.events, res.rounds
+    max_w = 10 ** -0.7  # 23 dBm
     for _, rd in rounds.iterrows():
         mine = ev[(ev["round"] == rd["round"]) & (ev.client >= 0) & (ev.kind != "broadcast")]
         # The joint problem's round: the slowest client's I iterations + adapter upload (no queueing here).
-        realised = mine.t_end_s.max() - rd.t_start_s
-        assert realised == pytest.approx(rd.predicted_s, rel=1e-9)
+        finish = mine.groupby("client").t_end_s.max() - rd.t_start_s
+        assert finish.max() == pytest.approx(rd.predicted_s, rel=1e-9)
+        sent_w = mine[mine.kind == "uplink"].groupby("client").power_w.first()
+        if power == "full":   # every device at its whole budget; all but the slowest finish early
+            np.testing.assert_allclose(sent_w, max_w, rtol=1e-9)
+            assert (finish < rd.predicted_s * (1 - 1e-6)).sum() == len(finish) - 1
+        else:                 # the least power that finishes everyone together at the predicted round
+            np.testing.assert_allclose(finish, rd.predicted_s, rtol=1e-9)
+            assert sent_w.max() == pytest.approx(max_w, rel=1e-9) and (sent_w < max_w * (1 - 1e-6)).sum() >= 1
     decisions = res.summary["allocation"]["decisions"]
     assert len(decisions) == 2 and sum(decisions[0]["subchannels"]) <= 50
     for k, n_sub in enumerate(decisions[0]["subchannels"]):

@@ -9,7 +9,7 @@ from scipy.optimize import minimize
 from solver.baselines import contiguous_assignment
 from solver.links import build_links
 from solver.objective import round_terms, transfer_s
-from solver.power import full_power_round_delay_s, optimal_power
+from solver.power import full_power, full_power_round_delay_s, optimal_power
 from solver.waterfilling import shannon_rate
 
 
@@ -92,6 +92,23 @@ def test_without_total_limit_the_slowest_client_is_at_full_power(make_problem, s
     others = np.arange(3) != slowest
     assert np.all(plan.power_w.sum(axis=1)[others] < problem.max_power_w[others])  # ... on less power
     _check_limits(problem, plan)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_full_power_spends_every_budget_and_keeps_the_round_delay(make_problem, seed):
+    problem = make_problem(np.random.default_rng(seed), 3, 6)
+    assignment, _, terms, links, plan = _setup(problem)
+    power = full_power(problem, assignment)
+    np.testing.assert_allclose(power.sum(axis=1), problem.max_power_w, rtol=1e-12)
+    for k in range(3):  # only on the client's own subchannels
+        assert np.all(power[k, assignment != k] == 0)
+    # Each client's rate is the water-filled maximum: its delay is the full-power closed form,
+    # the slowest sets the optimum's round delay and no client is slower than under least power.
+    delays = _delays(problem, terms, power, None)
+    bits = terms.uplink_bits[1] + terms.adapter_bits[1, 1]
+    np.testing.assert_allclose(delays, terms.fixed_s[1, 1] + bits / links.max_rate_bps, rtol=1e-9)
+    assert delays.max() == pytest.approx(plan.round_delay_s, rel=1e-9)
+    assert np.all(delays <= _delays(problem, terms, plan.power_w, None) * (1 + 1e-12))
 
 
 @pytest.mark.parametrize("seed", range(3))
