@@ -24,7 +24,7 @@ import numpy as np
 import solver
 
 from .errors import CosimError, ScenarioError
-from .optimize import build_problem
+from .optimize import applied_power, build_problem
 from .profile import profile_convergence, read_profile
 from .radio import with_uplink
 from .scenario import Scenario
@@ -32,8 +32,6 @@ from .seeding import stream
 
 #: Policies that choose the cut and the rank as well as the resources.
 CHOOSE_CUT_RANK = ("optimizer", "split_rank_only")
-#: Policies whose power comes from power control (the others spread each budget evenly).
-POWER_CONTROLLED = ("resources_only", "optimizer")
 
 
 class SolverAllocator:
@@ -84,15 +82,13 @@ class SolverAllocator:
                                 rounds_to_target=self.rounds_to_target)
         sol = self.policy(problem, cut=self.sc.split.cut_layer, rank=self.sc.lora.rank,
                           rng=stream(self.sc.seed, "allocation", round_index))
-        power_w = sol.power_w
-        if a.power == "full" and a.policy in POWER_CONTROLLED and problem.total_power_w is None:
-            # The round delay is the slowest device's at full power either way; full power gives
-            # the others a margin instead of finishing them exactly then (solver.full_power).
-            power_w = solver.full_power(problem, sol.assignment)
+        # The round delay is the slowest device's at full power either way; full power gives the
+        # others a margin instead of finishing them exactly then (allocation.power).
+        sol = applied_power(problem, sol, a.policy, a.power)
         new = []
         for k, radio in enumerate(radios):
             subs = np.flatnonzero(sol.assignment == k)
-            new.append(with_uplink(radio, self.sc, subs, power_w[k, subs]))
+            new.append(with_uplink(radio, self.sc, subs, sol.power_w[k, subs]))
         self.decisions.append({"round": round_index, "predicted_s": float(sol.round_delay_s),
                                "cut": int(sol.cut), "rank": int(sol.rank), "rounds_to_target": float(sol.rounds),
                                "subchannels": [int((sol.assignment == k).sum()) for k in range(len(radios))]})

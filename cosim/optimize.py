@@ -60,6 +60,24 @@ def build_problem(sc: Scenario, costs: dict, *, knowledge: str = "average", radi
     )
 
 
+#: Policies whose power comes from power control (the others spread each budget evenly).
+POWER_CONTROLLED = ("resources_only", "optimizer")
+
+
+def applied_power(problem: solver.Problem, sol: solver.Solution, policy: str, power: str) -> solver.Solution:
+    """The decision as the run applies it (``allocation.power``).
+
+    ``full``: a power-controlled policy's devices send their whole budgets, water-filled
+    over their subchannels (:func:`solver.full_power`): the same round delay, every
+    device but the slowest early. ``least`` (or a total power limit, which couples the
+    budgets): the solver's own plan.
+    """
+    if power != "full" or policy not in POWER_CONTROLLED or problem.total_power_w is not None:
+        return sol
+    return solver.evaluate(problem, sol.assignment, solver.full_power(problem, sol.assignment),
+                           int(sol.cut), int(sol.rank))
+
+
 def _solution_dict(sol: solver.Solution) -> dict:
     k = sol.power_w.shape[0]
     return {
@@ -88,7 +106,7 @@ def optimize_scenario(sc: Scenario, costs: dict, *, knowledge: str = "average",
     out = {}
     for name, policy in solver.POLICIES.items():
         sol = policy(problem, cut=cut, rank=rank, rng=stream(sc.seed, "policy", name))
-        out[name] = {**_solution_dict(sol), "policy": name}
+        out[name] = {**_solution_dict(applied_power(problem, sol, name, sc.allocation.power)), "policy": name}
     return {"scenario": sc.name, "knowledge": knowledge,
             "rounds_to_target": None if rounds_to_target is None else
             {int(r): float(n) for r, n in zip(problem.costs.ranks, rounds_to_target)},

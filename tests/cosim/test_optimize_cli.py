@@ -29,6 +29,13 @@ def test_optimize_reports_every_policy_and_the_optimizer_wins(tmp_path, capsys):
     for p in result.values():
         assert sum(p["subchannels_per_client"]) <= 50 and min(p["subchannels_per_client"]) >= 1
         assert max(p["power_w_per_client"]) <= 10 ** ((23 - 30) / 10) * (1 + 1e-9)
+    # allocation.power: full (the default), as the run applies it: every device at its whole budget
+    # under power control, the slowest alone finishing at the round delay.
+    for name in ("optimizer", "resources_only"):
+        p = result[name]
+        assert min(p["power_w_per_client"]) >= 10 ** ((23 - 30) / 10) * (1 - 1e-9)
+        assert max(p["client_delay_s"]) == p["round_delay_s"]
+        assert sum(d < p["round_delay_s"] * (1 - 1e-6) for d in p["client_delay_s"]) == 3
 
 
 def test_optimize_refuses_a_table_without_the_scenario_cut(tmp_path, capsys):
