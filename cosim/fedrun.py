@@ -41,7 +41,7 @@ def fed_simulation(sc: Scenario, timing: dict, *, workload=None, stage: Callable
 
         counts = workload.sample_counts()
         policy = TsfaPolicy(sc, step_flops=workload.step_flops(), dense_nbytes=workload.dense_nbytes(),
-                            client_flops_per_s=timing["client_flops_per_s"], weights=counts)
+                            client_flops_per_s=timing["client_flops_per_s"], weights=counts, rank=workload.rank)
     sparsity = sc.strategy.sparsity if sc.strategy.name in FIXED_SPARSITY else 0.0
     sim = FedLoRASimulation(workload=workload, sparsity=sparsity, policy=policy, **timing)
     return sim, workload, before

@@ -73,10 +73,16 @@ class TsfaPolicy:
     client_flops_per_s : sequence of float
     weights : sequence of float
         Each client's data share (sums to 1): the penalty's weights.
+    rank : int, optional
+        The adapters' LoRA rank: SOFT sends whole rank components, ``ceil((1 - rho) r)``
+        of r, and the predicted round counts what it will send. None: ``(1 - rho)`` of
+        the dense bytes.
     """
 
-    def __init__(self, sc: Scenario, *, step_flops: float, dense_nbytes: int, client_flops_per_s, weights):
+    def __init__(self, sc: Scenario, *, step_flops: float, dense_nbytes: int, client_flops_per_s, weights,
+                 rank: int | None = None):
         self.sc = sc
+        self.rank = rank
         self.dense_bits = np.full(sc.clients.count, BITS_PER_BYTE * float(dense_nbytes))
         self.dense_nbytes = dense_nbytes
         self.compute_s = sc.training.local_iterations * step_flops / np.asarray(client_flops_per_s, dtype=float)
@@ -108,7 +114,7 @@ class TsfaPolicy:
             start += counts[k]
             new.append(with_uplink(radio, sc, subs, channel.equal_power_w(device_w, len(subs))))
         # The plan's round on what the base station sees: whole subchannels, equal power on them.
-        upload_s = [(1 - rho) * bits / link_rate_bps(r.uplink, now_s, knowledge)
+        upload_s = [self.sent_fraction(rho) * bits / link_rate_bps(r.uplink, now_s, knowledge)
                     for rho, bits, r in zip(d.sparsity, self.dense_bits, new)]
         predicted = float(np.max(self.compute_s + np.array(upload_s))
                           + aggregate_s + broadcast_s(new, self.dense_nbytes, now_s, knowledge))
@@ -118,6 +124,12 @@ class TsfaPolicy:
                                "subchannels": [int(c) for c in counts]})
         return RoundPlan(radios=new, sparsity=[float(x) for x in d.sparsity], predicted_s=predicted,
                          queue_s=q)
+
+    def sent_fraction(self, sparsity: float) -> float:
+        """The fraction of the dense adapter an upload at ``sparsity`` sends (index bytes aside)."""
+        if self.rank is None:
+            return 1.0 - sparsity
+        return float(np.ceil((1.0 - sparsity) * self.rank - 1e-9)) / self.rank  # llm_split.sparsify.n_keep
 
     def observe(self, latency_s: float) -> float:
         return self.queue.update(latency_s)
