@@ -45,7 +45,7 @@ def link_rate_bps(link, t_s: float, knowledge: str) -> float:
     """A link's rate as the base station sees it: in the fading block at ``t_s`` ('current'), or without fading."""
     if knowledge == "current":
         return link.rate_bps(link.fading.block_index(t_s))
-    return float(np.sum(link.bandwidth_hz * np.log2(1.0 + link.mean_snr_lin)))
+    return float(np.sum(channel.shannon_rate_bps(link.bandwidth_hz, link.mean_snr_lin)))
 
 
 def broadcast_s(radios: list, nbytes: int, t_s: float, knowledge: str = "current") -> float:

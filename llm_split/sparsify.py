@@ -20,13 +20,14 @@ The server's side (merging what the clients sent) is :mod:`llm_split.aggregate`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 
 from .ortho import check_factors, lora_pairs
 from .payload import tensor_nbytes
+
 
 @dataclass(frozen=True)
 class Selection:
