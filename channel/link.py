@@ -225,6 +225,23 @@ class RadioLink:
             delivered_bits = float(cum_bits[-1])
             b, step = b + m, min(2 * step, 65536)
 
+    def bits_between(self, t_start_s: float, t_end_s: float) -> float:
+        """Bits the link carries from ``t_start_s`` to ``t_end_s`` (what a transfer cut at ``t_end_s`` delivered).
+
+        The integral of the piecewise-constant rate, :math:`\\int_{t_0}^{t_1} r(t)\\, dt`, block by block.
+        """
+        t0_s = float(_check.non_negative("t_start_s", t_start_s))
+        t1_s = float(t_end_s)
+        if not t1_s >= t0_s:
+            raise ValueError(f"t_end_s(={t_end_s!r}) must be >= t_start_s(={t_start_s!r})")
+        fading = self.fading
+        b0 = fading.block_index(t0_s)
+        if fading.is_static or t1_s == t0_s:
+            return self.rate_bps(b0) * (t1_s - t0_s)
+        b1 = fading.block_index(t1_s)
+        edges_s = np.clip(fading.block_start_s(np.arange(b0, b1 + 2)), t0_s, t1_s)
+        return float(np.sum(self._rates(b0, b1 + 1).sum(axis=1) * np.diff(edges_s)))
+
     def _rates(self, first: int, stop: int) -> np.ndarray:
         """Rates in bit/s, shape ``(stop - first, n)``."""
         gains = self.fading.power_gains(first, stop)[:, self.subchannels]

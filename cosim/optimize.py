@@ -18,7 +18,7 @@ import solver
 
 from .errors import CosimError
 from .radio import build_radio
-from .run import client_flops_per_s
+from .devices import client_flops_per_s
 from .scenario import Scenario
 from .seeding import stream
 

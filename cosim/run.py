@@ -1,4 +1,4 @@
-"""One run end to end: scenario -> radio, workload, clock -> the four output files."""
+"""One run end to end: scenario -> radio -> strategy -> clock -> the output files, with no branch per strategy."""
 
 from __future__ import annotations
 
@@ -9,34 +9,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
-from .engine import SplitFedSimulation
+from .build import build_simulation, learning_modelled
+from .devices import client_flops_per_s
 from .output import check_out_dir, write_run
 from .radio import build_radio
 from .scenario import Scenario, dump_scenario
-from .scenario.schema import per_client
+from .strategies import get_strategy
 from .trace import Recorder
-from .workload import Evaluation, SplitWorkload
-
-
-def client_flops_per_s(sc: Scenario) -> list[float]:
-    """Each device's effective FLOP/s: given directly, or clock x FLOPs per cycle x efficiency."""
-    c, k = sc.compute, sc.clients.count
-
-    if c.client_flops_per_s is not None:
-        return [per_client(c.client_flops_per_s, i) for i in range(k)]
-    return [per_client(c.client_clock_hz, i) * c.client_flops_per_cycle * c.client_efficiency for i in range(k)]
-
-
-def build_workload(sc: Scenario) -> SplitWorkload:
-    """``workload.kind``: the real split-LoRA workload (imports torch, so only when a run needs it), or the
-    replay of a measured cost table (no torch)."""
-    if sc.workload.kind == "replay":
-        from .workloads.replay import ReplayWorkload
-
-        return ReplayWorkload.from_scenario(sc)
-    from .workloads.reconfigurable import ReconfigurableSplitLoRAWorkload
-
-    return ReconfigurableSplitLoRAWorkload.from_scenario(sc)
+from .workload import Evaluation
 
 
 def _versions() -> dict[str, str]:
@@ -50,17 +30,18 @@ def _versions() -> dict[str, str]:
 
 
 def _eval_dict(ev: Evaluation | None) -> dict:
-    return {"accuracy": ev.accuracy, "loss": ev.loss, "n": ev.n} if ev else {}
+    return {"accuracy": ev.accuracy, "loss": ev.loss, "n": ev.n, "source": ev.source} if ev else {}
 
 
-def run_scenario(sc: Scenario, out_dir: str | Path, *, workload: SplitWorkload | None = None,
+def run_scenario(sc: Scenario, out_dir: str | Path, *, workload=None,
                  on_round: Callable[[int, float], None] | None = None,
                  on_stage: Callable[[str], None] | None = None) -> dict:
     """Run ``sc`` and write ``events.parquet``, ``rounds.parquet``, ``clients.parquet``, ``summary.json``,
     ``scenario.yaml``.
 
-    Returns the summary. The output folder is checked before anything runs and the
-    files appear together at the end (see ``cosim.output``).
+    scenario -> radio -> strategy (and its workload) -> clock -> output. Returns the
+    summary. The output folder is checked before anything runs and the files appear
+    together at the end (see ``cosim.output``).
     """
     from results.analysis import critical_path, phase_totals
 
@@ -69,43 +50,38 @@ def run_scenario(sc: Scenario, out_dir: str | Path, *, workload: SplitWorkload |
     check_out_dir(out_dir)
     wall0 = time.perf_counter()
     radios = build_radio(sc)
+    cls = get_strategy(sc.strategy.name)
+    if workload is None:
+        workload = cls.build_workload(sc, radios=radios, client_flops_per_s=client_flops_per_s(sc), stage=stage)
+    notes = []
+    if sc.workload.kind == "replay" and not learning_modelled(sc):
+        workload.learning_modelled = False
+        notes.append("accuracy not modelled: the replay's pilot curves know nothing of deadlines, dropouts, "
+                     "partial participation, staleness or the shared server adapter of this run's options")
     rec = Recorder(run=sc.name)
-    every = sc.training.eval_every
-    timing = dict(radios=radios, recorder=rec, on_round=on_round, n_subchannels=sc.channel.n_subchannels,
-                  client_flops_per_s=client_flops_per_s(sc), rounds=sc.training.rounds,
-                  local_iterations=sc.training.local_iterations,
-                  fed_server_flops_per_s=sc.compute.fed_server_flops_per_s,
-                  evaluate_after=lambda r: every > 0 and ((r + 1) % every == 0 or r + 1 == sc.training.rounds))
-    allocator = None
-    if sc.strategy.name != "split":
-        from .fedrun import fed_simulation
-
-        sim, workload, before = fed_simulation(sc, timing, workload=workload, stage=stage)
-    else:
-        if workload is None:
-            stage("loading model and data")
-            workload = build_workload(sc)
-        stage("evaluating before training")
-        before = workload.evaluate()
-        if sc.allocation.policy != "equal":
-            from .allocation import SolverAllocator  # imports solver
-
-            allocator = SolverAllocator.for_workload(sc, workload)
-        sim = SplitFedSimulation(workload=workload, server_flops_per_s=sc.compute.server_flops_per_s,
-                                 server_slots=sc.compute.server_slots, allocate=allocator, **timing)
+    federation = build_simulation(sc, workload, radios=radios, recorder=rec, on_round=on_round)
+    strategy = federation.strategy
+    stage("evaluating before training")
+    before = workload.evaluate()
     stage("training")
-    total_s = sim.run()
+    total_s = federation.run()
     stage("evaluating after training")
-    after = sim.evaluations.get(sc.training.rounds - 1) or workload.evaluate()
+    last_round = len(rec.round_rows) - 1
+    after = federation.evaluations.get(last_round) or workload.evaluate()
+    if federation.stopped:
+        notes.append(f"stopped early: {federation.stopped}")
+    if after.source == "extrapolated":
+        notes.append("accuracy extrapolated: the replay read a fitted curve beyond the pilot's measured rounds")
 
     events, rounds, clients = rec.events(), rec.rounds(), rec.clients()
     path = critical_path(events)
     last = rounds.iloc[-1] if len(rounds) else None
+    allocator = getattr(strategy, "allocator", None)
     summary = {
         "name": sc.name,
         "seed": sc.seed,
         "total_time_s": total_s,
-        "rounds": sc.training.rounds,
+        "rounds": len(rounds),
         "clients": sc.clients.count,
         "critical_path_time_s": float(path["duration_s"].sum()),
         "phase_time_s": {k: float(v) for k, v in phase_totals(path).items()},
@@ -125,7 +101,11 @@ def run_scenario(sc: Scenario, out_dir: str | Path, *, workload: SplitWorkload |
                        "decisions": allocator.decisions if allocator else []},
         "strategy": {"name": sc.strategy.name, "rank": int(getattr(workload, "rank", sc.lora.rank)),
                      "mean_sparsity": float(clients["sparsity"].mean()) if len(clients) else 0.0,
-                     "tsfa": sim.policy.summary() if getattr(sim, "policy", None) is not None else None},
+                     "tsfa": strategy.summary()},
+        "aggregation": {"mode": sc.aggregation.mode, "updates": int(federation.version),
+                        "clients_cut": int(events.loc[events["cut"] & (events["client"] >= 0), "client"].nunique()),
+                        "statuses": {str(k): int(v) for k, v in clients["status"].value_counts().items()}},
+        "notes": notes,
         "n_events": len(events),
         "wall_time_s": time.perf_counter() - wall0,
         "wall_s_by_kind": dict(rec.wall_s),

@@ -1,134 +1,190 @@
-"""The timed steps every strategy's processes are made of: a compute step and a transfer.
+"""The clock and the timed steps every strategy's processes are made of.
 
-A compute step runs the real work at the start of its event (the workload does
-the step and returns the FLOPs it measured) and lasts ``flops / flops_per_s``;
-a transfer lasts the time the client's link needs for the bytes under the
-fading it has at that moment. Both write one event row. The round shapes
-(``cosim.engine`` for split learning, ``cosim.fedlora_engine`` for federated
-LoRA) are SimPy processes built from these two.
+A compute step lasts its FLOPs (known when it starts) at the device's or the
+server's FLOP/s, and its real work runs when it ends; a transfer lasts the time
+the client's link needs for the bytes under the fading it has. Each writes one
+event row. A client's chain of steps runs as a SimPy process that the round's
+closing (a deadline, over-selection) or the device going offline may
+interrupt: the step in flight is then written with ``cut`` set, its duration
+up to the cut, the FLOPs done or bits delivered so far, and its work never
+runs; the workload forgets the client's step in flight
+(:meth:`cosim.workload.Workload.cancel`).
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import simpy
 
+from .availability import Availability
 from .radio import ClientRadio
+from .server import MainServer
 from .trace import Recorder
-from .workload import Evaluation, StepCost
+from .workload import Step, StepCost
+
+BITS_PER_BYTE = 8
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a client's chain ended: ``status`` ``"done"`` or the cause of its cut
+    (``"deadline"``, ``"over_selection"``, ``"offline"``), at ``t_end_s``; ``value``: what the chain returned."""
+
+    status: str
+    t_end_s: float
+    value: object = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "done"
 
 
 class TimedSteps:
-    """One run's clock, the clients' radios and the recorder, with the two kinds of timed step.
+    """One run's clock, the clients' radios, the main server, the recorder and the timed steps.
 
     Parameters
     ----------
     workload
         Does (or replays) each step and reports its cost (``cosim.workload``).
     radios : sequence of ClientRadio
-        Each client's uplink and downlink (an allocation policy may replace them per round).
+        Each client's uplink and downlink (a round's plan may replace them).
     client_flops_per_s : sequence of float
         Effective compute of each device, FLOP/s.
+    server_flops_per_s : float
+        The main server's compute, FLOP/s, shared by the steps in service (``cosim.server``).
+    server_slots : int
+        Steps the main server serves at once.
     fed_server_flops_per_s : float
         The federated server that averages the adapters, FLOP/s.
-    rounds, local_iterations : int
-        Federated rounds, and local steps per client per round.
     recorder : Recorder
-        Receives one row per event, per round and per round and client.
-    evaluate_after : callable(round) -> bool
-        Whether to evaluate held-out accuracy after a round (not on the simulated clock).
-    on_round : callable(round, now_s), optional
-        Progress callback.
+    availability : Availability
+        When each device is online; a chain is cut when its device goes offline.
     n_subchannels : int, optional
         Uplink subchannels in the cell (the bandwidth shares' denominator); default:
         all the subchannels the radios hold at the start.
     """
 
     def __init__(self, *, workload, radios: Sequence[ClientRadio], client_flops_per_s: Sequence[float],
-                 fed_server_flops_per_s: float, rounds: int, local_iterations: int, recorder: Recorder,
-                 evaluate_after: Callable[[int], bool] = lambda r: False,
-                 on_round: Callable[[int, float], None] | None = None, n_subchannels: int | None = None):
+                 server_flops_per_s: float, server_slots: int, fed_server_flops_per_s: float,
+                 recorder: Recorder, availability: Availability, n_subchannels: int | None = None):
         self.env = simpy.Environment()
         self.workload = workload
-        self.client_flops_per_s = list(client_flops_per_s)
-        self.fed_server_flops_per_s = fed_server_flops_per_s
-        self.rounds = rounds
-        self.local_iterations = local_iterations
         self.radios = list(radios)
-        self.n_subchannels = n_subchannels or sum(len(radio.subchannels) for radio in self.radios)
+        self.home_radios = list(radios)  # as built: the equal allocation a round's plan starts from
+        self.client_flops_per_s = list(client_flops_per_s)
+        self.server = MainServer(self.env, flops_per_s=server_flops_per_s, slots=server_slots)
+        self.fed_server_flops_per_s = fed_server_flops_per_s
         self.rec = recorder
-        self.evaluate_after = evaluate_after
-        self.on_round = on_round
-        self.evaluations: dict[int, Evaluation] = {}
+        self.availability = availability
+        self.n_subchannels = n_subchannels or sum(len(radio.subchannels) for radio in self.radios)
 
-    def run(self) -> float:
-        """Run every round; return the total simulated time, s."""
-        self.env.process(self._training())
-        self.env.run()
-        return self.env.now
+    # -- a client's chain as a process ---------------------------------------------------------------
 
-    def _training(self):
-        for r in range(self.rounds):
-            yield from self._round(r)
+    def client_process(self, k: int, chain, *, on_done: Callable[[int], None] | None = None) -> simpy.Process:
+        """Run generator ``chain`` as client ``k``'s process, cut when the device goes offline.
 
-    def _round(self, r: int):  # pragma: no cover - each round shape defines it
-        raise NotImplementedError
+        The process's value is an :class:`Outcome`; ``on_done(k)`` is called the moment the chain
+        finishes (so callers see the order in which clients finish, ties included).
+        """
+        def guarded():
+            try:
+                value = yield from chain
+            except simpy.Interrupt as cut:
+                self.workload.cancel(k)
+                return Outcome(status=str(cut.cause), t_end_s=self.env.now)
+            if on_done is not None:
+                on_done(k)
+            return Outcome(status="done", t_end_s=self.env.now, value=value)
 
-    def _compute(self, r: int, k: int, i: int, kind: str, step: Callable[[int], StepCost],
-                 flops_per_s: float):
-        """Do ``step(k)`` now, then let the event last its measured FLOPs at ``flops_per_s``."""
-        start, wall = self.env.now, time.perf_counter()
-        cost = step(k)
+        proc = self.env.process(guarded())
+        off_s = self.availability.offline_at(k, self.env.now)
+        if off_s != float("inf"):
+            self.env.process(self._cut_at(proc, off_s, "offline"))
+        return proc
+
+    def _cut_at(self, proc: simpy.Process, t_s: float, cause: str):
+        yield self.env.timeout(t_s - self.env.now)
+        if proc.is_alive:
+            proc.interrupt(cause)
+
+    # -- the timed steps ------------------------------------------------------------------------------
+
+    def compute(self, r: int, k: int, i: int, kind: str, step: Step, flops_per_s: float):
+        """A compute step of ``step.flops`` at ``flops_per_s`` on a device or the federated server."""
+        start = self.env.now
+        duration = step.flops / flops_per_s
+        try:
+            yield self.env.timeout(duration)
+        except simpy.Interrupt:
+            done = step.flops * (self.env.now - start) / duration if duration > 0 else 0.0
+            self.rec.event(round=r, iteration=i, client=k, kind=kind, t_start_s=start,
+                           duration_s=self.env.now - start, flops=done, cut=True)
+            raise
+        return self._finish(r, k, i, kind, step, start, duration)
+
+    def server_step(self, r: int, k: int, i: int, step: Step):
+        """Client ``k``'s step on the main server: wait for a slot (a ``server_queue`` event), then serve it."""
+        queued = self.env.now
+        with self.server.slots.request() as slot:
+            try:
+                yield slot
+            except simpy.Interrupt:
+                if self.env.now > queued:
+                    self.rec.event(round=r, iteration=i, client=k, kind="server_queue", t_start_s=queued,
+                                   duration_s=self.env.now - queued, cut=True)
+                raise
+            if self.env.now > queued:
+                self.rec.event(round=r, iteration=i, client=k, kind="server_queue", t_start_s=queued,
+                               duration_s=self.env.now - queued)
+            start = self.env.now
+            job = self.server.job(step.flops)
+            try:
+                yield from self.server.serve(job)
+            except simpy.Interrupt:
+                self.rec.event(round=r, iteration=i, client=k, kind="server_step", t_start_s=start,
+                               duration_s=self.env.now - start, flops=job.done_flops, cut=True)
+                raise
+            if self.server.slots.capacity == 1:
+                duration = step.flops / self.server.flops_per_s  # exact, as the timeout it waited
+            else:
+                duration = self.env.now - start
+            return self._finish(r, k, i, "server_step", step, start, duration)
+
+    def _finish(self, r: int, k: int, i: int, kind: str, step: Step, start: float, duration: float) -> StepCost:
+        wall = time.perf_counter()
+        cost = step.run()
         wall = time.perf_counter() - wall
-        duration = cost.flops / flops_per_s
-        yield self.env.timeout(duration)
         self.rec.event(round=r, iteration=i, client=k, kind=kind, t_start_s=start, duration_s=duration,
-                       flops=cost.flops, nbytes=cost.nbytes, loss=cost.loss, wall_s=wall)
+                       flops=cost.flops, loss=cost.loss, wall_s=wall)
         return cost
 
-    def _transfer(self, r: int, k: int, i: int, kind: str, nbytes: int, *, down: bool):
-        """Send ``nbytes`` over client ``k``'s downlink or uplink, starting now."""
+    def transfer(self, r: int, k: int, i: int, kind: str, nbytes: int, *, down: bool):
+        """Send ``nbytes`` over client ``k``'s downlink or uplink, starting now; returns the duration, s."""
         radio = self.radios[k]
         link = radio.downlink if down else radio.uplink
         start = self.env.now
-        tx = link.transfer(8 * nbytes, start)
-        yield self.env.timeout(tx.duration_s)
+        tx = link.transfer(BITS_PER_BYTE * nbytes, start)
+        power_w = radio.downlink_power_w if down else radio.uplink_power_w
+        try:
+            yield self.env.timeout(tx.duration_s)
+        except simpy.Interrupt:
+            sent = int(link.bits_between(start, self.env.now) // BITS_PER_BYTE)
+            elapsed = self.env.now - start
+            self.rec.event(round=r, iteration=i, client=k, kind=kind, t_start_s=start, duration_s=elapsed,
+                           nbytes=sent, rate_bps=BITS_PER_BYTE * sent / elapsed if elapsed > 0 else float("nan"),
+                           snr_db=tx.snr_db, n_subchannels=len(link.subchannels), power_w=power_w, cut=True)
+            raise
         self.rec.event(round=r, iteration=i, client=k, kind=kind, t_start_s=start, duration_s=tx.duration_s,
                        nbytes=nbytes, rate_bps=tx.mean_rate_bps if nbytes else float("nan"),
-                       snr_db=tx.snr_db, n_subchannels=len(link.subchannels),
-                       power_w=radio.downlink_power_w if down else radio.uplink_power_w)
+                       snr_db=tx.snr_db, n_subchannels=len(link.subchannels), power_w=power_w)
         return tx.duration_s
 
-    def _aggregate(self, r: int, aggregate: Callable[[], StepCost], flops_per_s: float):
-        """The federated server's averaging, then the broadcast of the result to every client."""
-        start, wall = self.env.now, time.perf_counter()
-        cost = aggregate()
-        wall = time.perf_counter() - wall
-        duration = cost.flops / flops_per_s
+    def fed_server_step(self, r: int, step: Step, kind: str = "aggregate"):
+        """The federated server's compute (averaging, mixing); returns the step's cost."""
+        start = self.env.now
+        duration = step.flops / self.fed_server_flops_per_s
         yield self.env.timeout(duration)
-        self.rec.event(round=r, client=-1, kind="aggregate", t_start_s=start, duration_s=duration,
-                       flops=cost.flops, nbytes=cost.nbytes, wall_s=wall)
-        yield self.env.all_of([self.env.process(self._transfer(r, k, -1, "broadcast", cost.nbytes, down=True))
-                               for k in range(len(self.radios))])
-
-    def _close_round(self, r: int, t0: float, first_event: int, *, evaluate: Callable[[], Evaluation],
-                     loss_kind: str, **extra) -> None:
-        """Evaluate if asked, then write the round's row (and call the progress callback)."""
-        rows = self.rec.event_rows[first_event:]
-        losses = [e["loss"] for e in rows if e["kind"] == loss_kind]
-        ev = evaluate() if self.evaluate_after(r) else None
-        if ev is not None:
-            self.evaluations[r] = ev
-        self.rec.round(
-            round=r, t_start_s=t0, t_end_s=self.env.now, duration_s=self.env.now - t0,
-            train_loss=sum(losses) / len(losses) if losses else float("nan"),
-            uplink_bytes=sum(e["bytes"] for e in rows if e["kind"] in ("uplink", "adapter_upload")),
-            downlink_bytes=sum(e["bytes"] for e in rows if e["kind"] in ("downlink", "broadcast")),
-            clients=len(self.radios),
-            accuracy=ev.accuracy if ev else float("nan"), eval_loss=ev.loss if ev else float("nan"),
-            **extra,
-        )
-        if self.on_round:
-            self.on_round(r, self.env.now)
+        return self._finish(r, -1, -1, kind, step, start, duration)

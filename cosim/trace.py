@@ -24,6 +24,9 @@ EVENT_COLUMNS = {
     "n_subchannels": "int64",
     "power_w": "float64",      # transmit power of a transfer summed over its subchannels
     "loss": "float64",         # training loss of a server step
+    "cut": "bool",             # the event was cut short (deadline, over-selection, the device going offline):
+                               # it ends at the cut, with the FLOPs done / bytes delivered by then, and its
+                               # work never took effect
 }
 
 ROUND_COLUMNS = {
@@ -32,10 +35,15 @@ ROUND_COLUMNS = {
     "t_start_s": "float64",
     "t_end_s": "float64",
     "duration_s": "float64",
-    "train_loss": "float64",   # mean loss of the round's server steps
+    "train_loss": "float64",   # mean loss of the round's completed training steps
     "uplink_bytes": "int64",
     "downlink_bytes": "int64",
-    "clients": "int64",
+    "clients": "int64",        # clients selected for the round (asynchronous: updates folded in)
+    "included": "int64",       # clients whose update is in the round's average
+    "closed_by": "string",     # barrier | deadline | over_selection | all_done (every client ended before a
+                               # deadline or quota) | fedasync | fedbuff
+    "version": "int64",        # the global adapter's version after the round (+1 per aggregation)
+    "mean_staleness": "float64",  # asynchronous: mean staleness of the updates folded in (NaN otherwise)
     "predicted_s": "float64",  # the allocation policy's predicted round delay (NaN for 'equal')
     "accuracy": "float64",     # held-out, where evaluated (eval_every), else NaN
     "eval_loss": "float64",
@@ -50,15 +58,22 @@ CLIENT_COLUMNS = {
     "run": "string",
     "round": "int64",
     "client": "int64",
-    "latency_s": "float64",        # round start -> the client's adapter upload finished
+    "status": "string",            # aggregated | late (finished after the first K under over-selection) |
+                                   # deadline | over_selection | offline (cut) | stale (FedBuff dropped it) |
+                                   # end (the asynchronous run ended first) | missed (offline at its SL turn)
+    "latency_s": "float64",        # its start -> the adapter upload finished (or the cut)
     "compute_s": "float64",        # simulated compute time of the client in the round
-    "upload_s": "float64",         # its adapter upload
+    "adapter_upload_s": "float64",  # its adapter upload (the cut activations are in uplink_bytes, not here)
     "uplink_bytes": "int64",       # everything it sent up in the round (cut activations and adapter)
     "adapter_bytes": "int64",      # the adapter upload as sent (values + indices)
     "sparsity": "float64",         # fraction of the adapter's values withheld (0: dense)
     "n_subchannels": "int64",
     "bandwidth_share": "float64",  # n_subchannels / channel.n_subchannels
     "virtual_queue": "float64",    # TSFA's queue Q at the round's start, s (NaN for other strategies)
+    "base_version": "int64",       # the global adapter version its work started from
+    "staleness": "float64",        # global versions between its base and the aggregation that took it (NaN: none)
+    "weight": "float64",           # its weight in that aggregation (FedAvg's n_k / sum n; FedAsync alpha s(tau);
+                                   # FedBuff lr s(tau) / M); NaN when it was not aggregated
 }
 
 NAN = math.nan
@@ -79,21 +94,22 @@ class Recorder:
     def event(self, *, round: int, client: int, kind: str, t_start_s: float, duration_s: float,
               iteration: int = -1, flops: float = 0.0, nbytes: int = 0, rate_bps: float = NAN,
               snr_db: float = NAN, n_subchannels: int = 0, power_w: float = NAN, loss: float | None = None,
-              wall_s: float = 0.0) -> None:
+              wall_s: float = 0.0, cut: bool = False) -> None:
         self.event_rows.append({
             "run": self.run, "round": round, "iteration": iteration, "client": client, "kind": kind,
             "t_start_s": t_start_s, "t_end_s": t_start_s + duration_s, "duration_s": duration_s,
             "flops": float(flops), "bytes": int(nbytes), "rate_bps": rate_bps, "snr_db": snr_db,
             "n_subchannels": n_subchannels, "power_w": power_w,
-            "loss": NAN if loss is None else float(loss),
+            "loss": NAN if loss is None else float(loss), "cut": cut,
         })
         self.wall_s[kind] = self.wall_s.get(kind, 0.0) + wall_s
 
     def round(self, **row) -> None:
-        self.round_rows.append({"run": self.run, "sparsity": 0.0, "virtual_queue": NAN, **row})
+        self.round_rows.append({"run": self.run, "sparsity": 0.0, "virtual_queue": NAN, "mean_staleness": NAN, **row})
 
     def client(self, **row) -> None:
-        self.client_rows.append({"run": self.run, "sparsity": 0.0, "virtual_queue": NAN, **row})
+        self.client_rows.append({"run": self.run, "sparsity": 0.0, "virtual_queue": NAN, "staleness": NAN,
+                                 "weight": NAN, **row})
 
     def events(self) -> pd.DataFrame:
         return _frame(self.event_rows, EVENT_COLUMNS)

@@ -16,7 +16,7 @@ import numpy as np
 import channel
 from solver import tsfa as solver_tsfa
 
-from .fedlora_engine import RoundPlan
+from .plan import RoundPlan
 from .radio import with_uplink
 from .scenario import Scenario
 
@@ -59,7 +59,7 @@ def aggregate_flops(n_clients: int, dense_nbytes: int, element_size: int = 4) ->
 
 
 class TsfaPolicy:
-    """TSFA's online stage as a round policy of :class:`cosim.fedlora_engine.FedLoRASimulation`.
+    """TSFA's online stage as the round policy of the ``tsfa`` strategy (:mod:`cosim.strategies.fed`).
 
     Parameters
     ----------
@@ -90,8 +90,12 @@ class TsfaPolicy:
         self.queue = solver_tsfa.VirtualQueue(sc.tsfa.latency_budget_s)
         self.decisions: list[dict] = []
 
-    def plan(self, round_index: int, now_s: float, radios: list) -> RoundPlan:
+    def plan(self, round_index: int, now_s: float, radios: list, clients: list[int] | None = None) -> RoundPlan:
+        """The round's bandwidth shares and sparsities for ``clients`` (default: all), whose radios are ``radios``."""
         sc, t = self.sc, self.sc.tsfa
+        idx = np.arange(len(radios)) if clients is None else np.asarray(clients, dtype=int)
+        dense_bits, compute_s = self.dense_bits[idx], self.compute_s[idx]
+        weights = self.weights if clients is None else self.weights[idx] / self.weights[idx].sum()
         ch = sc.channel
         knowledge = sc.allocation.knowledge
         aggregate_s = aggregate_flops(len(radios), self.dense_nbytes) / sc.compute.fed_server_flops_per_s
@@ -101,11 +105,11 @@ class TsfaPolicy:
         fixed = aggregate_s + broadcast_s(radios, self.dense_nbytes, now_s, knowledge)
         q = self.queue.backlog_s
         d = solver_tsfa.tsfa_decision(
-            dense_bits=self.dense_bits, compute_s=self.compute_s,
+            dense_bits=dense_bits, compute_s=compute_s,
             gains=mean_gains(radios, now_s, knowledge),
             powers_w=float(channel.dbm_to_watt(sc.clients.max_power_dbm)),
             noise_psd_w_per_hz=_noise_psd_w_per_hz(sc), bandwidth_hz=ch.n_subchannels * ch.subchannel_bandwidth_hz,
-            fixed_s=fixed, weights=self.weights, v=t.v, queue_s=q, rho_min=t.sparsity_min, rho_max=t.sparsity_max)
+            fixed_s=fixed, weights=weights, v=t.v, queue_s=q, rho_min=t.sparsity_min, rho_max=t.sparsity_max)
         counts = solver_tsfa.shares_to_subchannels(d.bandwidth_share, ch.n_subchannels)
         device_w = float(channel.dbm_to_watt(sc.clients.max_power_dbm))
         new, start = [], 0
@@ -115,15 +119,15 @@ class TsfaPolicy:
             new.append(with_uplink(radio, sc, subs, channel.equal_power_w(device_w, len(subs))))
         # The plan's round on what the base station sees: whole subchannels, equal power on them.
         upload_s = [self.sent_fraction(rho) * bits / link_rate_bps(r.uplink, now_s, knowledge)
-                    for rho, bits, r in zip(d.sparsity, self.dense_bits, new)]
-        predicted = float(np.max(self.compute_s + np.array(upload_s))
+                    for rho, bits, r in zip(d.sparsity, dense_bits, new)]
+        predicted = float(np.max(compute_s + np.array(upload_s))
                           + aggregate_s + broadcast_s(new, self.dense_nbytes, now_s, knowledge))
         self.decisions.append({"round": round_index, "queue_s": q, "predicted_s": predicted,
                                "sparsity": [float(x) for x in d.sparsity],
                                "bandwidth_share": [float(x) for x in d.bandwidth_share],
                                "subchannels": [int(c) for c in counts]})
         return RoundPlan(radios=new, sparsity=[float(x) for x in d.sparsity], predicted_s=predicted,
-                         queue_s=q)
+                         queue_s=q, clients=None if clients is None else list(clients))
 
     def sent_fraction(self, sparsity: float) -> float:
         """The fraction of the dense adapter an upload at ``sparsity`` sends (index bytes aside)."""

@@ -1,21 +1,36 @@
-"""What the engines ask of "the workload": each step's cost and result.
+"""What the engine asks of "the workload": each step's cost now, its work when the event ends.
 
 The engine times events; the workload does (or replays) the work inside them.
-:class:`SplitWorkload` is the contract; ``cosim.workloads.split_lora`` runs the
-real torch steps of ``llm_split`` and measures them. A replay workload that reads
-a measured cost table without torch fits the same contract, so the engine never
-knows which one it drives.
+A compute step is announced as a :class:`Step`: its FLOPs are known when the
+event starts (measured on the real modules, once per batch shape), so the
+event's duration is known, and its work runs when the event ends. An event
+cut short (a deadline, a device going offline) never runs its work: what the
+clock cuts is not learned. ``cosim.workloads.split_lora`` and
+``cosim.workloads.fed_lora`` run the real torch steps of ``llm_split``;
+``cosim.workloads.replay`` plays a measured cost table back without torch.
+
+Every workload keeps a *global* adapter (what the federated server last
+broadcast) and one working copy per client:
+
+- synchronous rounds: :meth:`aggregate` averages the included clients' uploads
+  into the global adapter and gives it to every client; with no client
+  included the global one is unchanged and every client is put back on it;
+- asynchronous aggregation: :meth:`begin` puts one client on the newest global
+  adapter (its base version); :meth:`mix` (FedAsync) or :meth:`buffer` and
+  :meth:`apply_buffer` (FedBuff) fold its upload into the global adapter.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Protocol
+from typing import Callable, Mapping, Protocol
+
+NAN = float("nan")
 
 
 @dataclass(frozen=True)
 class StepCost:
-    """The measured cost of one step.
+    """The measured result of one step.
 
     Attributes
     ----------
@@ -33,42 +48,35 @@ class StepCost:
 
 
 @dataclass(frozen=True)
+class Step:
+    """A compute step about to start: its FLOPs, and the work that runs when its event ends.
+
+    ``run()`` returns the step's :class:`StepCost` (the bytes it produced, its loss).
+    """
+
+    flops: float
+    run: Callable[[], StepCost]
+
+
+def done(cost: StepCost) -> Step:
+    """A step whose result is already known (no work left to run)."""
+    return Step(flops=cost.flops, run=lambda: cost)
+
+
+@dataclass(frozen=True)
 class Evaluation:
-    """Held-out metrics of the current global model."""
+    """Held-out metrics of the global adapter.
+
+    ``source``: ``"measured"`` (the real model on held-out data), ``"pilot"`` (a
+    replay reading a pilot run's measured curve), ``"extrapolated"`` (a replay
+    beyond the pilot's measured rounds: a fitted curve, not a measurement) or
+    ``"not_modelled"`` (NaN: a replay under options the pilot knows nothing of).
+    """
 
     accuracy: float
     loss: float
     n: int
-
-
-class SplitWorkload(Protocol):
-    """The split-federated work of one run: K clients, a main server, a federated server."""
-
-    n_clients: int
-
-    def sample_counts(self) -> list[int]:
-        """Training examples held by each client (the FedAvg weights)."""
-
-    def client_forward(self, client: int) -> StepCost:
-        """Client forward on its next batch; ``nbytes``: activations + labels + mask sent up."""
-
-    def server_step(self, client: int) -> StepCost:
-        """Main-server forward, backward and update for that client; ``nbytes``: gradient sent down."""
-
-    def client_backward(self, client: int) -> StepCost:
-        """Client backward from the received gradient and its optimizer step."""
-
-    def adapter_upload(self, client: int) -> StepCost:
-        """The client-side adapter the client uploads to the federated server (``nbytes``)."""
-
-    def aggregate(self, weights: Mapping[int, float]) -> StepCost:
-        """FedAvg of client- and server-side adapters; ``nbytes``: the broadcast adapter."""
-
-    def evaluate(self) -> Evaluation:
-        """Held-out accuracy and loss of the global model."""
-
-    def cost_table(self) -> dict:
-        """``solver.CostTable`` fields (plain arrays) for this run's one cut and rank, per iteration."""
+    source: str = "measured"
 
 
 @dataclass(frozen=True)
@@ -79,26 +87,67 @@ class Upload:
     sparsity: float = 0.0
 
 
-class FedWorkload(Protocol):
-    """Federated LoRA without a split: K clients train the whole model's adapters, a server averages them."""
+class Workload(Protocol):
+    """What every workload offers the engine, whatever the strategy."""
 
     n_clients: int
-    rank: int
 
     def sample_counts(self) -> list[int]:
         """Training examples held by each client (the averaging weights)."""
 
-    def local_step(self, client: int) -> StepCost:
+    def cancel(self, client: int) -> None:
+        """Client ``client``'s chain was cut: forget its step in flight (its update is lost)."""
+
+    def aggregate(self, weights: Mapping[int, float]) -> Step:
+        """Average the uploads of the clients in ``weights`` into the global adapter, then every client
+        holds it; ``run().nbytes``: the adapter broadcast. Empty ``weights``: no FLOPs, nothing changes
+        but every client is put back on the global adapter."""
+
+    def begin(self, client: int) -> None:
+        """Client ``client`` starts local work from the newest global adapter (asynchronous modes)."""
+
+    def mix(self, client: int, weight: float) -> Step:
+        """FedAsync: global <- (1 - weight) global + weight x (client's upload)."""
+
+    def buffer(self, client: int, key: int) -> None:
+        """FedBuff: keep the client's update (its upload minus the global adapter it started from) as ``key``."""
+
+    def apply_buffer(self, weights: Mapping[int, float]) -> Step:
+        """FedBuff: global <- global + sum_key weights[key] x update_key; those updates leave the buffer."""
+
+    def evaluate(self) -> Evaluation:
+        """Held-out accuracy and loss of the global adapter."""
+
+
+class SplitWorkload(Workload, Protocol):
+    """Split learning: K clients, a main server, a federated server."""
+
+    def client_forward(self, client: int) -> Step:
+        """Client forward on its next batch; ``run().nbytes``: activations + labels + mask sent up."""
+
+    def server_step(self, client: int) -> Step:
+        """Main-server forward, backward and update for that client; ``run().nbytes``: gradient sent down."""
+
+    def client_backward(self, client: int) -> Step:
+        """Client backward from the received gradient and its optimizer step."""
+
+    def adapter_upload(self, client: int) -> StepCost:
+        """The client-side adapter the client uploads to the federated server (``nbytes``)."""
+
+    def cost_table(self) -> dict:
+        """``solver.CostTable`` fields (plain arrays) for this run's one cut and rank, per iteration."""
+
+
+class FedWorkload(Workload, Protocol):
+    """Federated LoRA without a split: K clients train the whole model's adapters, a server averages them."""
+
+    rank: int
+
+    def local_step(self, client: int) -> Step:
         """One local training step of the whole model on the client's next batch (FLOPs, loss)."""
 
     def upload(self, client: int, sparsity: float) -> Upload:
         """The client's adapter upload, sparsified as the strategy says with this ratio."""
-
-    def aggregate(self, weights: Mapping[int, float]) -> StepCost:
-        """Average the uploads into the global adapter and give it to every client; ``nbytes``: the broadcast."""
-
-    def evaluate(self) -> Evaluation:
-        """Held-out accuracy and loss of the global adapter."""
 
     def step_flops(self) -> float:
         """FLOPs of one local step (the shape of every training batch)."""

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from llm_split import lora as lora_mod
+from cosim.errors import CosimError
 from llm_split.trainer import SplitLoRATrainer
 
 
@@ -57,11 +58,18 @@ def reconfigure(trainer: SplitLoRATrainer, *, cut: int, lora: lora_mod.LoraSetti
     seed : int
         Seed of the new trainer's LoRA initialisation (the new rows of A when the rank grows).
 
+    Raises
+    ------
+    CosimError
+        If ``trainer`` shares one server-side adapter (SFL-V2): not carried over.
+
     Returns
     -------
     SplitLoRATrainer
         On a copy of the base model; the same clients, learning rate and weight decay.
     """
+    if trainer.shared_server:
+        raise CosimError("reconfigure: a trainer with one shared server-side adapter (SFL-V2) keeps its cut and rank")
     if trainer._in_flight:
         raise ValueError(f"reconfigure while steps are in flight (clients {sorted(trainer._in_flight)})")
     old_rank = lora.rank

@@ -12,7 +12,12 @@ Each client has its own LoRA adapter on both sides of the cut (PEFT adapter
 interleave freely: client_forward(0), client_forward(1), server_step(1),
 server_step(0), client_backward(1), client_backward(0) gives what running the
 clients one after the other gives. :meth:`SplitLoRATrainer.fedavg` then
-averages the adapters and gives every client the average.
+averages the adapters and gives every client the average (SFL-V1).
+
+With ``server_adapters="shared"`` the main server keeps one server-side adapter
+and one AdamW for all clients (SFL-V2, and vanilla split learning): each
+server step updates it, so the order of the server steps is the training order,
+and :meth:`SplitLoRATrainer.fedavg` averages the client side only.
 """
 
 from __future__ import annotations
@@ -54,10 +59,14 @@ class SplitLoRATrainer:
     seed : int
         Seed of the adapters' initialisation; every client starts from the same
         weights. Dropout (if any) draws from torch's global generator.
+    server_adapters : {"per_client", "shared"}
+        One server-side adapter (and AdamW) per client, or one shared by all.
     """
 
+    SERVER_ADAPTERS = ("per_client", "shared")
+
     def __init__(self, model: nn.Module, *, cut_layer: int, lora: lora_mod.LoraSettings, n_clients: int,
-                 lr: float, weight_decay: float = 0.0, seed: int = 0):
+                 lr: float, weight_decay: float = 0.0, seed: int = 0, server_adapters: str = "per_client"):
         problems = []
         if isinstance(n_clients, bool) or not isinstance(n_clients, int) or n_clients < 1:
             problems.append(f"n_clients(={n_clients!r}) must be an integer >= 1")
@@ -65,24 +74,28 @@ class SplitLoRATrainer:
             problems.append(f"lr(={lr!r}) must be > 0")
         if not isinstance(weight_decay, (int, float)) or not weight_decay >= 0:
             problems.append(f"weight_decay(={weight_decay!r}) must be >= 0")
+        if server_adapters not in self.SERVER_ADAPTERS:
+            problems.append(f"server_adapters(={server_adapters!r}) must be one of {', '.join(self.SERVER_ADAPTERS)}")
         if problems:
             raise CosimError("; ".join(problems))
         self.model = model
         self.n_clients = n_clients
         self.cut_layer = cut_layer
         self.names = [f"client{k}" for k in range(n_clients)]
+        self.shared_server = server_adapters == "shared"
+        self.server_names = ["shared"] if self.shared_server else self.names
         model.requires_grad_(False)
         self.client_part, self.server_part = split_causal_lm(model, cut_layer)
         config = lora.peft_config(model.config.model_type)
         with torch.random.fork_rng(devices=[]):  # seeded init without moving the caller's generator
             torch.manual_seed(seed)
-            for part in (self.client_part, self.server_part):
-                lora_mod.add_adapters(part, config, self.names)
-                for name in self.names[1:]:
-                    lora_mod.copy_adapter(part, self.names[0], name)
+            for part, names in ((self.client_part, self.names), (self.server_part, self.server_names)):
+                lora_mod.add_adapters(part, config, names)
+                for name in names[1:]:
+                    lora_mod.copy_adapter(part, names[0], name)
         model.train()  # LoRA dropout (if any) is on while training
-        self._client_optimizers = [self._adamw(self.client_part, k, lr, weight_decay) for k in range(n_clients)]
-        self._server_optimizers = [self._adamw(self.server_part, k, lr, weight_decay) for k in range(n_clients)]
+        self._client_optimizers = [self._adamw(self.client_part, name, lr, weight_decay) for name in self.names]
+        self._server_optimizers = [self._adamw(self.server_part, name, lr, weight_decay) for name in self.server_names]
         # Called as before_step(side, client, params) after a step's backward and before its AdamW
         # step, with that side's adapter parameters of that client (e.g. to add a regulariser's gradient).
         self.before_step: Callable[[str, int, Mapping[str, nn.Parameter]], None] | None = None
@@ -90,8 +103,8 @@ class SplitLoRATrainer:
         self._flops: dict[tuple[int, int], StepFlops] = {}  # (B, T) -> measured FLOPs
         self._partial_flops: dict[tuple[int, int], dict[str, int]] = {}
 
-    def _adamw(self, part: nn.Module, client: int, lr: float, weight_decay: float) -> torch.optim.AdamW:
-        params = list(lora_mod.adapter_parameters(part, self.names[client]).values())
+    def _adamw(self, part: nn.Module, name: str, lr: float, weight_decay: float) -> torch.optim.AdamW:
+        params = list(lora_mod.adapter_parameters(part, name).values())
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
 
     # -- one step, as messages ------------------------------------------------
@@ -118,14 +131,14 @@ class SplitLoRATrainer:
     def server_step(self, client: int, message: CutMessage) -> ServerReply:
         """Server forward, backward and AdamW step with client ``client``'s server-side adapter."""
         self._check_client(client)
-        lora_mod.activate(self.server_part, self.names[client])
+        lora_mod.activate(self.server_part, self.server_name(client))
         # A fresh leaf: the server's graph starts at the received activations.
         hidden = message.hidden.detach().requires_grad_(True)  # (B, T, H)
         with self._count(tuple(hidden.shape[:2]), "server_forward_backward"):
             loss = self.server_part(hidden, attention_mask=message.attention_mask, labels=message.labels).loss
             loss.backward()
         self._before_step("server", self.server_part, client)
-        optimizer = self._server_optimizers[client]
+        optimizer = self._server_optimizers[0 if self.shared_server else client]
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return ServerReply(loss=loss.item(), grad=hidden.grad, nbytes=tensor_nbytes(hidden.grad))
@@ -143,6 +156,15 @@ class SplitLoRATrainer:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
+    def cancel(self, client: int) -> None:
+        """Forget client ``client``'s step in flight, if any (its chain was cut before the backward)."""
+        self._check_client(client)
+        self._in_flight.pop(client, None)
+
+    def server_name(self, client: int) -> str:
+        """The server-side adapter that client ``client``'s steps use (``"shared"`` under SFL-V2)."""
+        return self.server_names[0] if self.shared_server else self.names[client]
+
     # -- adapters -------------------------------------------------------------
 
     def client_adapter_state(self, client: int) -> dict[str, torch.Tensor]:
@@ -151,17 +173,19 @@ class SplitLoRATrainer:
         return {k: p.detach().clone() for k, p in lora_mod.adapter_parameters(self.client_part, self.names[client]).items()}
 
     def server_adapter_state(self, client: int) -> dict[str, torch.Tensor]:
-        """Copy of the server-side LoRA weights that the main server keeps for client ``client``."""
+        """Copy of the server-side LoRA weights that the main server uses for client ``client`` (the shared ones
+        under SFL-V2)."""
         self._check_client(client)
-        return {k: p.detach().clone() for k, p in lora_mod.adapter_parameters(self.server_part, self.names[client]).items()}
+        params = lora_mod.adapter_parameters(self.server_part, self.server_name(client))
+        return {k: p.detach().clone() for k, p in params.items()}
 
     def set_client_adapter_state(self, client: int, state: Mapping[str, torch.Tensor]) -> None:
         """Overwrite client ``client``'s client-side LoRA weights (keys as in :meth:`client_adapter_state`)."""
         self._load(self.client_part, client, state)
 
     def set_server_adapter_state(self, client: int, state: Mapping[str, torch.Tensor]) -> None:
-        """Overwrite the server-side LoRA weights kept for client ``client``."""
-        self._load(self.server_part, client, state)
+        """Overwrite the server-side LoRA weights kept for client ``client`` (the shared ones under SFL-V2)."""
+        self._load(self.server_part, client, state, self.server_name(client))
 
     def adapter_nbytes(self) -> dict[str, int]:
         """Bytes of one client's adapter on each side: ``{"client": ..., "server": ...}``."""
@@ -190,7 +214,8 @@ class SplitLoRATrainer:
         Client-side adapters and the server-side copies are averaged separately,
         over the clients in ``weights`` (client -> sample count, normalised
         here). Clients not in ``weights`` also receive the average. Optimizer
-        states (AdamW moments) are kept.
+        states (AdamW moments) are kept. A shared server-side adapter (SFL-V2)
+        is left as it is: only the client side is averaged.
         """
         if self._in_flight:
             raise ValueError(f"fedavg while steps are in flight (clients {sorted(self._in_flight)})")
@@ -201,10 +226,12 @@ class SplitLoRATrainer:
             self._check_client(k)
         w = [weights[k] for k in clients]
         client_avg = fedavg_state_dicts([self.client_adapter_state(k) for k in clients], w)
-        server_avg = fedavg_state_dicts([self.server_adapter_state(k) for k in clients], w)
         for k in range(self.n_clients):
             self.set_client_adapter_state(k, client_avg)
-            self.set_server_adapter_state(k, server_avg)
+        if not self.shared_server:
+            server_avg = fedavg_state_dicts([self.server_adapter_state(k) for k in clients], w)
+            for k in range(self.n_clients):
+                self.set_server_adapter_state(k, server_avg)
 
     # -- measurements ---------------------------------------------------------
 
@@ -250,19 +277,25 @@ class SplitLoRATrainer:
             first_block_frozen_input_weights=first_block_frozen_input_weights(self.client_part),
         )
 
-    def evaluate(self, batches: Iterable[Mapping[str, torch.Tensor]], label_token_ids: Sequence[int]) -> EvalResult:
-        """Accuracy and loss of the global adapter (client 0's) on label-token examples.
+    def evaluate(self, batches: Iterable[Mapping[str, torch.Tensor]], label_token_ids: Sequence[int], *,
+                 client_state: Mapping[str, torch.Tensor] | None = None,
+                 server_state: Mapping[str, torch.Tensor] | None = None) -> EvalResult:
+        """Accuracy and loss on label-token examples of client 0's adapters, or of the given states.
 
-        See :mod:`llm_split.evaluate`. Runs in eval mode under no_grad.
+        ``client_state`` / ``server_state`` (keys as :meth:`client_adapter_state`) are used in place
+        of client 0's weights without writing into them (``torch.func.functional_call``), so steps
+        in flight keep their graphs. See :mod:`llm_split.evaluate`. Runs in eval mode under no_grad.
         """
         lora_mod.activate(self.client_part, self.names[0])
-        lora_mod.activate(self.server_part, self.names[0])
+        lora_mod.activate(self.server_part, self.server_name(0))
         device = self._device()
+        client_part = _with_weights(self.client_part, self.names[0], client_state)
+        server_part = _with_weights(self.server_part, self.server_name(0), server_state)
 
         def predict(batch):
             mask = batch["attention_mask"].to(device)
-            hidden = self.client_part(batch["input_ids"].to(device), attention_mask=mask)
-            return self.server_part(hidden, attention_mask=mask, logits_to_keep=2).logits[:, 0]  # (B, V) at T-2
+            hidden = client_part(batch["input_ids"].to(device), attention_mask=mask)
+            return server_part(hidden, attention_mask=mask, logits_to_keep=2).logits[:, 0]  # (B, V) at T-2
 
         was_training = self.model.training
         self.model.eval()
@@ -279,15 +312,16 @@ class SplitLoRATrainer:
 
     def _before_step(self, side: str, part: nn.Module, client: int) -> None:
         if self.before_step is not None:
-            self.before_step(side, client, lora_mod.adapter_parameters(part, self.names[client]))
+            name = self.server_name(client) if side == "server" else self.names[client]
+            self.before_step(side, client, lora_mod.adapter_parameters(part, name))
 
     def _device(self) -> torch.device:
         return next(self.model.parameters()).device
 
     @torch.no_grad()
-    def _load(self, part: nn.Module, client: int, state: Mapping[str, torch.Tensor]) -> None:
+    def _load(self, part: nn.Module, client: int, state: Mapping[str, torch.Tensor], name: str | None = None) -> None:
         self._check_client(client)
-        params = lora_mod.adapter_parameters(part, self.names[client])
+        params = lora_mod.adapter_parameters(part, name or self.names[client])
         if sorted(params) != sorted(state):
             raise ValueError(f"adapter state keys {sorted(state)} do not match {sorted(params)}")
         for key, param in params.items():
@@ -313,14 +347,14 @@ class SplitLoRATrainer:
         device = self._device()
         input_ids, mask, labels = (batch[k].to(device) for k in ("input_ids", "attention_mask", "labels"))
         params = [*lora_mod.adapter_parameters(self.client_part, self.names[0]).values(),
-                  *lora_mod.adapter_parameters(self.server_part, self.names[0]).values()]
+                  *lora_mod.adapter_parameters(self.server_part, self.server_name(0)).values()]
         # backward(), as in a real step; the gradients it accumulates are put back.
         saved_grads = [p.grad for p in params]
         counts = {}
         try:
             with torch.random.fork_rng(devices=[]):  # dropout draws must not shift training's stream
                 lora_mod.activate(self.client_part, self.names[0])
-                lora_mod.activate(self.server_part, self.names[0])
+                lora_mod.activate(self.server_part, self.server_name(0))
                 with FlopCounter() as counter:
                     hidden = self.client_part(input_ids, attention_mask=mask)
                 counts["client_forward"] = counter.total
@@ -336,3 +370,15 @@ class SplitLoRATrainer:
                 p.grad = g
         self._flops[tuple(input_ids.shape)] = StepFlops(**counts)
         self._partial_flops.pop(tuple(input_ids.shape), None)
+
+
+def _with_weights(part: nn.Module, adapter: str, state: Mapping[str, torch.Tensor] | None) -> Callable:
+    """``part`` as a function, with adapter ``adapter``'s weights replaced by ``state`` (not written into it)."""
+    if state is None:
+        return part
+    marker = f".{adapter}."
+    override = {name: state[name.replace(marker, ".")] for name, _ in part.named_parameters()
+                if marker in name and (".lora_A." in name or ".lora_B." in name)}
+    if len(override) != len(state):
+        raise ValueError(f"adapter state has {len(state)} tensors, adapter {adapter!r} {len(override)}")
+    return lambda *args, **kwargs: torch.func.functional_call(part, override, args, kwargs)

@@ -14,9 +14,9 @@ import pandas as pd
 
 # Kinds whose bytes cross the radio towards the base station / towards the devices.
 UPLINK_KINDS = ("uplink", "adapter_upload")
-DOWNLINK_KINDS = ("downlink", "broadcast")
-# Kinds that are time spent waiting for a shared resource (neither compute nor transfer).
-WAIT_KINDS = ("server_queue",)
+DOWNLINK_KINDS = ("downlink", "broadcast", "model_download")
+# Kinds that are time spent waiting (for a shared resource, or for a device to come online).
+WAIT_KINDS = ("server_queue", "idle")
 
 
 def direction(kind: str) -> str | None:

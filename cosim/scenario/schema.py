@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from .combinations import federation_problems
 from .fields import setting
 
 
@@ -141,15 +142,19 @@ class Allocation:
                     "predicted round (saves energy, leaves no margin for fading the decision did not see)")
 
 
-STRATEGIES = ("split", "fedlora", "soft", "topk", "randomk", "tsfa")
+STRATEGIES = ("split", "sfl_v2", "sl", "fedlora", "soft", "topk", "randomk", "tsfa")
+SPLIT_STRATEGIES = ("split", "sfl_v2", "sl")
 
 
 @dataclass(frozen=True)
 class Strategy:
-    name: Literal["split", "fedlora", "soft", "topk", "randomk", "tsfa"] = setting(
-        "split", doc="'split': split federated LoRA (FedsLLM: the device runs blocks 0..cut-1, the main server the "
-                     "rest); the others train LoRA on the whole model on the device for local_iterations steps and "
-                     "upload the adapter: 'fedlora' dense, 'soft' the most important rank components "
+    name: Literal["split", "sfl_v2", "sl", "fedlora", "soft", "topk", "randomk", "tsfa"] = setting(
+        "split", doc="'split': split federated LoRA, SFL-V1 (FedsLLM: the device runs blocks 0..cut-1, the main server "
+                     "the rest with one server-side adapter per client; both sides averaged); 'sfl_v2': one shared "
+                     "server-side adapter and optimizer, updated in the order the server steps complete (only the "
+                     "client side is averaged); 'sl': vanilla split learning, the selected clients take turns and hand "
+                     "the client-side adapter on (no averaging, shared server side); the others train LoRA on the "
+                     "whole model on the device for local_iterations steps and upload the adapter: 'fedlora' dense, 'soft' the most important rank components "
                      "(||b_j|| x ||a_j||, no SVD) with the near-orthogonality regulariser, 'topk' / 'randomk' the "
                      "largest / random entries of the change since the last broadcast, 'tsfa' SOFT with the rank "
                      "fixed offline and each round's bandwidth shares and sparsity chosen online (section tsfa)")
@@ -185,6 +190,65 @@ class Tsfa:
     rank_candidates: tuple[int, ...] = setting((4, 8, 16, 32), doc="ranks the offline stage chooses from", gt=0)
 
 
+AGGREGATION_MODES = ("barrier", "deadline", "over_selection", "fedasync", "fedbuff")
+ASYNC_MODES = ("fedasync", "fedbuff")
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    mode: Literal["barrier", "deadline", "over_selection", "fedasync", "fedbuff"] = setting(
+        "barrier", doc="how the federated server takes the uploads: 'barrier' waits for every selected client; "
+                       "'deadline' closes the round at its start + deadline_s (late clients are cut and left out of "
+                       "the average on both servers); 'over_selection' selects over_selection x the clients needed "
+                       "and aggregates the first to finish, cutting the rest (FedScale's over-commitment); "
+                       "'fedasync' / 'fedbuff': no rounds, each arriving adapter mixed in with a staleness weight "
+                       "(FedAsync), or every buffer_size arrivals applied together (FedBuff); training.rounds then "
+                       "counts server updates")
+    deadline_s: float | None = setting(
+        None, doc="the round deadline, s from the round's start (required for 'deadline'; optional for "
+                  "'over_selection')", gt=0)
+    over_selection: float = setting(
+        1.3, doc="'over_selection': clients selected per client needed (FedScale's default 1.3)", ge=1)
+    alpha: float = setting(0.6, doc="FedAsync's mixing weight alpha: x <- (1 - alpha s(tau)) x + alpha s(tau) x_k",
+                           gt=0, le=1)
+    staleness_exponent: float = setting(
+        0.5, doc="FedAsync's a in s(tau) = (1 + tau)^-a (tau: global versions since the update's base)", ge=0)
+    buffer_size: int = setting(4, doc="FedBuff's M: updates per server step", gt=0)
+    max_staleness: int | None = setting(
+        None, doc="FedBuff drops updates staler than this many versions (null: none dropped)", ge=0)
+    server_lr: float = setting(1.0, doc="FedBuff's server learning rate: x <- x + lr sum_k s(tau_k) delta_k / M, "
+                                        "s(tau) = 1 / sqrt(1 + tau)", gt=0)
+    time_budget_s: float | None = setting(
+        None, doc="'fedasync' / 'fedbuff': end the run after this many simulated seconds (null: after "
+                  "training.rounds server updates only)", gt=0)
+
+
+@dataclass(frozen=True)
+class Participation:
+    fraction: float = setting(
+        1.0, doc="share of the clients online at a round's start that take part (at least one); asynchronous "
+                 "modes: share of all clients at work at once", gt=0, le=1)
+    by: Literal["uniform", "gain"] = setting(
+        "uniform", doc="how they are drawn (own seeded stream): 'uniform', or with probability proportional to the "
+                       "large-scale gain")
+
+
+@dataclass(frozen=True)
+class Availability:
+    model: Literal["always", "on_off", "file"] = setting(
+        "always", doc="when each device is online: 'always'; 'on_off': exponential online and offline periods "
+                      "(each device on its own seeded stream); 'file': intervals from a CSV. A device that goes "
+                      "offline mid-round is cut (its update lost); it takes part again once online at a round start")
+    mean_on_s: float = setting(60.0, doc="'on_off': mean online period, s", gt=0)
+    mean_off_s: float = setting(30.0, doc="'on_off': mean offline period, s", gt=0)
+    start: Literal["online", "stationary"] = setting(
+        "stationary", doc="'on_off': every device starts online, or online with the stationary probability "
+                          "mean_on / (mean_on + mean_off)")
+    file: str | None = setting(
+        None, doc="'file': a CSV with the header client,start_s,end_s and one row per online interval "
+                  "(relative to the current directory; a device with no row is never online)")
+
+
 @dataclass(frozen=True)
 class Workload:
     kind: Literal["real", "replay"] = setting(
@@ -211,6 +275,9 @@ class Scenario:
     workload: Workload = setting(Workload(), doc="what does the work of each step")
     strategy: Strategy = setting(Strategy(), doc="the federated fine-tuning strategy")
     tsfa: Tsfa = setting(Tsfa(), doc="TSFA's two stages (strategy tsfa)")
+    aggregation: Aggregation = setting(Aggregation(), doc="how rounds close, or asynchronous aggregation")
+    participation: Participation = setting(Participation(), doc="who takes part in each round")
+    availability: Availability = setting(Availability(), doc="when each device is online")
 
     def check(self) -> list[str]:
         """Problems that involve several fields, as ``dotted.path: message`` lines."""
@@ -255,7 +322,12 @@ class Scenario:
         if self.workload.kind == "replay" and self.workload.profile is None:
             problems.append("workload.profile: expected a `cosim profile --out` JSON file with workload.kind: replay "
                             "(got null)")
-        if self.workload.kind == "replay" and self.strategy.name != "split":
+        if self.workload.kind == "replay" and self.strategy.name not in SPLIT_STRATEGIES:
             problems.append(f"workload.kind: expected 'real' with strategy.name={self.strategy.name!r} (the replay "
                             f"plays back split learning's cost table) (got 'replay')")
+        problems.extend(self._check_federation())
         return problems
+
+    def _check_federation(self) -> list[str]:
+        """Which aggregation modes, participation and availability go with which strategy and allocation."""
+        return federation_problems(self)

@@ -37,8 +37,9 @@ from llm_split.sparsify import dense_selection, randomk_select, soft_select, top
 
 from ..scenario import Scenario
 from ..seeding import stream_int
-from ..workload import Evaluation, StepCost, Upload
+from ..workload import Evaluation, Step, StepCost, Upload, done
 from .common import client_data, load_model, lora_settings
+from .versions import AdapterVersions
 
 if TYPE_CHECKING:
     import torch
@@ -80,7 +81,7 @@ class FedLoRAWorkload:
             trainer.before_step = lambda side, client, params: add_ortho_grads(params, self.ortho_weight)
         self._eval = eval_batches(data.encoder, data.task.test_texts, data.task.test_labels,
                                   batch_size=eval_batch_size)
-        self._global = self._state(0)  # every client starts from the same adapter
+        self.versions = AdapterVersions(self.n_clients, self._state, self._set_state)
         self._uploads: dict[int, tuple[dict, object]] = {}
         self._round = 0
         self._step_flops: float | None = None
@@ -106,26 +107,31 @@ class FedLoRAWorkload:
     def sample_counts(self) -> list[int]:
         return [len(idx) for idx in self.data.client_indices]
 
-    def local_step(self, client: int) -> StepCost:
+    def local_step(self, client: int) -> Step:
         idx = self.data.samplers[client].next_indices()
         batch = self.data.encoder.encode([self.data.task.train_texts[i] for i in idx],
                                          self.data.task.train_labels[idx])
         t = self.trainer
-        reply = t.server_step(client, t.client_forward(client, batch))
-        t.client_backward(client, reply)
+
+        def run() -> StepCost:
+            reply = t.server_step(client, t.client_forward(client, batch))
+            t.client_backward(client, reply)
+            return StepCost(flops=flops, loss=reply.loss)
+
         flops = sum(t.phase_flops(batch, phase) for phase in
-                    ("client_forward", "server_forward_backward", "client_backward"))
-        return StepCost(flops=flops + self._regulariser_flops(), loss=reply.loss)
+                    ("client_forward", "server_forward_backward", "client_backward")) + self._regulariser_flops()
+        return Step(flops=flops, run=run)
 
     def upload(self, client: int, sparsity: float) -> Upload:
         state = self._state(client)
+        base = self.versions.base_of(client)
         name = self.strategy
         if name == "fedlora" or (sparsity == 0 and name in ("soft", "tsfa")):
             sel = dense_selection(state)
         elif name in ("soft", "tsfa"):
             sel = soft_select(state, sparsity)
         elif name == "topk":
-            sel = topk_select(state, self._global, sparsity)
+            sel = topk_select(state, base, sparsity)
         elif name == "randomk":
             sel = randomk_select(state, sparsity, stream_int(self.seed, "randomk", self._round, client))
         else:  # pragma: no cover - the scenario schema admits no other name
@@ -133,31 +139,70 @@ class FedLoRAWorkload:
         self._uploads[client] = (state, sel)
         return Upload(nbytes=sel.nbytes, sparsity=sel.sparsity)
 
-    def aggregate(self, weights: Mapping[int, float]) -> StepCost:
+    def cancel(self, client: int) -> None:
+        self.trainer.cancel(client)
+        self._uploads.pop(client, None)
+
+    def aggregate(self, weights: Mapping[int, float]) -> Step:
+        if not weights:
+            self.versions.reset_all()
+            self._uploads.clear()
+            self._round += 1
+            return done(StepCost(nbytes=self.dense_nbytes()))
         clients = sorted(weights)
         missing = [k for k in clients if k not in self._uploads]
         if missing:
             raise ValueError(f"aggregate before the uploads of clients {missing}")
-        states = [self._uploads[k][0] for k in clients]
-        sels = [self._uploads[k][1] for k in clients]
-        w = [weights[k] for k in clients]
-        n_values = sum(t.numel() for t in self._global.values())
+
+        def run() -> StepCost:
+            g = self.versions.global_state
+            states = [self._uploads[k][0] for k in clients]
+            sels = [self._uploads[k][1] for k in clients]
+            w = [weights[k] for k in clients]
+            if self.aggregation == "factors":
+                new = merge(g, states, sels, w, rule=self.missing)
+            else:
+                completed = [complete(g, sd, sel) for sd, sel in zip(states, sels)]
+                new = average_product(completed, w, rank=self.rank)
+            self.versions.set_global({key: t.clone() for key, t in new.items()})
+            self._uploads.clear()
+            self._round += 1
+            return StepCost(flops=flops, nbytes=self.dense_nbytes())
+
+        n_values = self.versions.n_values
         if self.aggregation == "factors":
-            new = merge(self._global, states, sels, w, rule=self.missing)
             flops = 2.0 * len(clients) * n_values  # one multiply and one add per value per client
         else:
-            completed = [complete(self._global, sd, sel) for sd, sel in zip(states, sels)]
-            new = average_product(completed, w, rank=self.rank)
             flops = self._product_flops(len(clients))
-        for k in range(self.n_clients):
-            self._set_state(k, new)
-        self._global = {key: t.clone() for key, t in new.items()}
-        self._uploads.clear()
-        self._round += 1
-        return StepCost(flops=flops, nbytes=self.dense_nbytes())
+        return Step(flops=flops, run=run)
+
+    def begin(self, client: int) -> None:
+        self.versions.begin(client)
+
+    def mix(self, client: int, weight: float) -> Step:
+        def run() -> StepCost:
+            self.versions.mix(self._received(client), weight)
+            return StepCost(flops=flops, nbytes=self.dense_nbytes())
+
+        flops = 3.0 * self.versions.n_values  # (1 - w) g + w x: two multiplies and an add per value
+        return Step(flops=flops, run=run)
+
+    def buffer(self, client: int, key: int) -> None:
+        self.versions.buffer(client, self._received(client), key)
+
+    def apply_buffer(self, weights: Mapping[int, float]) -> Step:
+        def run() -> StepCost:
+            self.versions.apply_buffer(weights)
+            return StepCost(flops=flops, nbytes=self.dense_nbytes())
+
+        flops = 2.0 * len(weights) * self.versions.n_values
+        return Step(flops=flops, run=run)
 
     def evaluate(self) -> Evaluation:
-        res = self.trainer.evaluate(self._eval, self.data.encoder.label_token_ids)
+        g = self.versions.global_state
+        res = self.trainer.evaluate(self._eval, self.data.encoder.label_token_ids,
+                                    client_state={k[len("client."):]: v for k, v in g.items() if k.startswith("client.")},
+                                    server_state={k[len("server."):]: v for k, v in g.items() if k.startswith("server.")})
         return Evaluation(accuracy=float(res.accuracy), loss=float(res.loss), n=int(res.n))
 
     def step_flops(self) -> float:
@@ -172,11 +217,11 @@ class FedLoRAWorkload:
         return self._step_flops
 
     def dense_nbytes(self) -> int:
-        return dense_selection(self._global).nbytes
+        return dense_selection(self.versions.global_state).nbytes
 
     def global_state(self) -> dict[str, torch.Tensor]:
         """A copy of the global adapter (``client.`` / ``server.``-prefixed keys)."""
-        return {key: t.clone() for key, t in self._global.items()}
+        return {key: t.clone() for key, t in self.versions.global_state.items()}
 
     # -- internals ---------------------------------------------------------------------------------
 
@@ -190,8 +235,14 @@ class FedLoRAWorkload:
             prefix = f"{side}."
             setter(client, {key[len(prefix):]: v for key, v in state.items() if key.startswith(prefix)})
 
+    def _received(self, client: int) -> dict[str, torch.Tensor]:
+        """What the server reconstructs from the client's upload: the values it sent, the others from the
+        global adapter the client started from (asynchronous modes)."""
+        state, sel = self._uploads.pop(client)
+        return complete(self.versions.base_of(client), state, sel)
+
     def _regulariser_flops(self) -> float:
-        return regulariser_flops(self._global) if self.ortho_weight else 0.0
+        return regulariser_flops(self.versions.global_state) if self.ortho_weight else 0.0
 
     def _product_flops(self, n_clients: int) -> float:
         """Averaging B A without forming it (:func:`llm_split.aggregate.average_product`), an estimate.
@@ -202,7 +253,7 @@ class FedLoRAWorkload:
         (``2 r R (d_in + d_out)``). Counted, not measured.
         """
         total = 0.0
-        for r, d_in, d_out in module_shapes(self._global):
+        for r, d_in, d_out in module_shapes(self.versions.global_state):
             big_r = n_clients * r
             total += 4 * (d_in + d_out) * big_r ** 2 + 24 * big_r ** 3 + 2 * r * big_r * (d_in + d_out)
         return total

@@ -17,6 +17,7 @@ from llm_split.reconfigure import reconfigure
 from ..scenario import Scenario
 from ..seeding import stream_int
 from .split_lora import SplitLoRAWorkload
+from .versions import AdapterVersions
 
 
 class ReconfigurableSplitLoRAWorkload(SplitLoRAWorkload):
@@ -45,5 +46,6 @@ class ReconfigurableSplitLoRAWorkload(SplitLoRAWorkload):
         if (cut, rank) == (self.cut, self.rank):
             return
         self.trainer = reconfigure(self.trainer, cut=cut, lora=self.lora, rank=rank, seed=self.seed)
+        self.versions = AdapterVersions(self.n_clients, self._state, self._set_state)  # at a round's start
         self.lora = dataclasses.replace(self.lora, rank=rank)
         self.rank = rank

@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import CosimError, ScenarioError
 from ..profile import profile_convergence, read_profile
 from ..scenario import Scenario
-from ..workload import Evaluation, StepCost
+from ..workload import Evaluation, Step, StepCost, done
 
 
 class ReplayWorkload:
@@ -54,6 +54,9 @@ class ReplayWorkload:
         self.adapter_element_bytes = float(profile["adapter_element_bytes"])
         self.convergence = profile_convergence(profile)
         self.rounds_done = 0
+        #: False where the run's options (deadlines, dropouts, partial participation, asynchronous
+        #: aggregation, SFL-V2, SL) are not what the pilot ran: accuracy is then not modelled.
+        self.learning_modelled = True
         self.configure(cut=cut, rank=rank)
 
     @classmethod
@@ -102,36 +105,64 @@ class ReplayWorkload:
         # No data here: equal FedAvg weights (the averaging's cost depends on the count of clients only).
         return [1] * self.n_clients
 
-    def client_forward(self, client: int) -> StepCost:
+    def client_forward(self, client: int) -> Step:
         c, i, j = self.costs, self._i, self._j
-        return StepCost(flops=float(c["client_forward_flops"][i, j]), nbytes=int(c["activation_bytes"][i]))
+        return done(StepCost(flops=float(c["client_forward_flops"][i, j]), nbytes=int(c["activation_bytes"][i])))
 
-    def server_step(self, client: int) -> StepCost:
+    def server_step(self, client: int) -> Step:
         c, i, j = self.costs, self._i, self._j
-        return StepCost(flops=float(c["server_flops"][i, j]), nbytes=int(c["gradient_bytes"][i]))
+        return done(StepCost(flops=float(c["server_flops"][i, j]), nbytes=int(c["gradient_bytes"][i])))
 
-    def client_backward(self, client: int) -> StepCost:
-        return StepCost(flops=float(self.costs["client_backward_flops"][self._i, self._j]))
+    def client_backward(self, client: int) -> Step:
+        return done(StepCost(flops=float(self.costs["client_backward_flops"][self._i, self._j])))
 
     def adapter_upload(self, client: int) -> StepCost:
         return StepCost(nbytes=int(self.costs["client_adapter_bytes"][self._i, self._j]))
 
-    def aggregate(self, weights: Mapping[int, float]) -> StepCost:
+    def cancel(self, client: int) -> None:
+        pass  # nothing is learned, nothing to forget
+
+    def aggregate(self, weights: Mapping[int, float]) -> Step:
         client = int(self.costs["client_adapter_bytes"][self._i, self._j])
-        server = int(self.server_adapter_bytes[self._i, self._j])
+        if not weights:
+            return done(StepCost(nbytes=client))
         self.rounds_done += 1
         # As the real workload counts it: one multiply and one add per element per client, on both parts.
-        n_elements = (client + server) / self.adapter_element_bytes
-        return StepCost(flops=2.0 * len(weights) * n_elements, nbytes=client)
+        return done(StepCost(flops=2.0 * len(weights) * self._n_elements(), nbytes=client))
+
+    def begin(self, client: int) -> None:
+        pass
+
+    def mix(self, client: int, weight: float) -> Step:
+        self.rounds_done += 1
+        return done(StepCost(flops=3.0 * self._n_elements(), nbytes=self._client_bytes()))
+
+    def buffer(self, client: int, key: int) -> None:
+        pass
+
+    def apply_buffer(self, weights: Mapping[int, float]) -> Step:
+        self.rounds_done += 1
+        return done(StepCost(flops=2.0 * len(weights) * self._n_elements(), nbytes=self._client_bytes()))
 
     def evaluate(self) -> Evaluation:
-        if self.convergence is None:
-            return Evaluation(accuracy=math.nan, loss=math.nan, n=0)
+        if self.convergence is None or not self.learning_modelled:
+            return Evaluation(accuracy=math.nan, loss=math.nan, n=0, source="not_modelled")
         loss, accuracy = self.convergence.metrics_at(self.rank, self.rounds_done)
-        return Evaluation(accuracy=accuracy, loss=loss, n=int(self.profile["pilot"].get("test_size", 0)))
+        # Within a pilot run of this very rank the value was measured; else it is read off a fit.
+        measured = self.rank in self.convergence.ranks and self.rounds_done <= self.convergence.rounds
+        return Evaluation(accuracy=accuracy, loss=loss, n=int(self.profile["pilot"].get("test_size", 0)),
+                          source="pilot" if measured else "extrapolated")
 
     def cost_table(self) -> dict:
         return {name: np.array(values) for name, values in self.costs.items()}
+
+    def _client_bytes(self) -> int:
+        return int(self.costs["client_adapter_bytes"][self._i, self._j])
+
+    def _n_elements(self) -> float:
+        """Adapter values on both parts (what the real workload averages under SFL-V1)."""
+        server = float(self.server_adapter_bytes[self._i, self._j])
+        return (self._client_bytes() + server) / self.adapter_element_bytes
 
     def rounds_to_target(self) -> np.ndarray | None:
         """rounds(rank) for every rank of the table from the pilot curves, or None without a pilot."""

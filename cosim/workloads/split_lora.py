@@ -16,8 +16,9 @@ from llm_split import SplitLoRATrainer, eval_batches
 from ..errors import ScenarioError
 from ..scenario import Scenario
 from ..seeding import stream_int
-from ..workload import Evaluation, StepCost
+from ..workload import Evaluation, Step, StepCost, done
 from .common import client_data, load_model, lora_settings
+from .versions import AdapterVersions
 
 
 class SplitLoRAWorkload:
@@ -26,6 +27,7 @@ class SplitLoRAWorkload:
     Parameters
     ----------
     trainer : llm_split.SplitLoRATrainer
+        Per-client server-side adapters (SFL-V1) or one shared (SFL-V2, split learning).
     encoder : llm_split.PromptEncoder
     task : llm_split.Task
     client_indices : list of np.ndarray
@@ -49,6 +51,7 @@ class SplitLoRAWorkload:
         self._batches: dict[int, dict] = {}
         self._messages: dict[int, object] = {}
         self._replies: dict[int, object] = {}
+        self.versions = AdapterVersions(self.n_clients, self._state, self._set_state)
 
     @classmethod
     def from_scenario(cls, sc: Scenario) -> "SplitLoRAWorkload":
@@ -63,7 +66,8 @@ class SplitLoRAWorkload:
         data = client_data(sc, tokenizer)
         trainer = SplitLoRATrainer(model, cut_layer=sc.split.cut_layer, lora=lora_settings(sc),
                                    n_clients=sc.clients.count, lr=sc.training.lr,
-                                   weight_decay=sc.training.weight_decay, seed=stream_int(sc.seed, "lora"))
+                                   weight_decay=sc.training.weight_decay, seed=stream_int(sc.seed, "lora"),
+                                   server_adapters=server_adapters(sc))
         return cls(trainer=trainer, encoder=data.encoder, task=data.task, client_indices=data.client_indices,
                    samplers=data.samplers, eval_batch_size=sc.training.eval_batch_size, rank=sc.lora.rank)
 
@@ -72,32 +76,81 @@ class SplitLoRAWorkload:
     def sample_counts(self) -> list[int]:
         return [len(idx) for idx in self.client_indices]
 
-    def client_forward(self, client: int) -> StepCost:
+    def client_forward(self, client: int) -> Step:
         idx = self.samplers[client].next_indices()
         batch = self.encoder.encode([self.task.train_texts[i] for i in idx], self.task.train_labels[idx])
-        msg = self.trainer.client_forward(client, batch)
-        self._batches[client], self._messages[client] = batch, msg
-        return StepCost(flops=self.trainer.phase_flops(batch, "client_forward"), nbytes=msg.nbytes)
+        self._batches[client] = batch
 
-    def server_step(self, client: int) -> StepCost:
-        reply = self.trainer.server_step(client, self._messages.pop(client))
-        self._replies[client] = reply
+        def run() -> StepCost:
+            self._messages[client] = msg = self.trainer.client_forward(client, batch)
+            return StepCost(flops=flops, nbytes=msg.nbytes)
+
+        flops = self.trainer.phase_flops(batch, "client_forward")
+        return Step(flops=flops, run=run)
+
+    def server_step(self, client: int) -> Step:
+        def run() -> StepCost:
+            reply = self.trainer.server_step(client, self._messages.pop(client))
+            self._replies[client] = reply
+            return StepCost(flops=flops, nbytes=reply.nbytes, loss=reply.loss)
+
         flops = self.trainer.phase_flops(self._batches[client], "server_forward_backward")
-        return StepCost(flops=flops, nbytes=reply.nbytes, loss=reply.loss)
+        return Step(flops=flops, run=run)
 
-    def client_backward(self, client: int) -> StepCost:
-        self.trainer.client_backward(client, self._replies.pop(client))
-        return StepCost(flops=self.trainer.phase_flops(self._batches.pop(client), "client_backward"))
+    def client_backward(self, client: int) -> Step:
+        def run() -> StepCost:
+            self.trainer.client_backward(client, self._replies.pop(client))
+            self._batches.pop(client)
+            return StepCost(flops=flops)
+
+        flops = self.trainer.phase_flops(self._batches[client], "client_backward")
+        return Step(flops=flops, run=run)
 
     def adapter_upload(self, client: int) -> StepCost:
         return StepCost(nbytes=self.trainer.adapter_nbytes()["client"])
 
-    def aggregate(self, weights: Mapping[int, float]) -> StepCost:
-        self.trainer.fedavg(weights)
+    def cancel(self, client: int) -> None:
+        self.trainer.cancel(client)
+        for pending in (self._batches, self._messages, self._replies):
+            pending.pop(client, None)
+
+    def aggregate(self, weights: Mapping[int, float]) -> Step:
         sizes = self.trainer.adapter_nbytes()
-        # A weighted average costs one multiply and one add per element per client, on both parts.
-        n_elements = (sizes["client"] + sizes["server"]) / self.trainer.adapter_element_size()
-        return StepCost(flops=2.0 * len(weights) * n_elements, nbytes=sizes["client"])
+        if not weights:
+            self.versions.reset_all()
+            return done(StepCost(nbytes=sizes["client"]))
+
+        def run() -> StepCost:
+            self.trainer.fedavg(weights)
+            self.versions.global_state = self._state(0)
+            return StepCost(flops=flops, nbytes=sizes["client"])
+
+        # A weighted average costs one multiply and one add per element per client, on both parts
+        # (the client side only when the server-side adapter is shared).
+        flops = 2.0 * len(weights) * self.versions.n_values
+        return Step(flops=flops, run=run)
+
+    def begin(self, client: int) -> None:
+        self.versions.begin(client)
+
+    def mix(self, client: int, weight: float) -> Step:
+        def run() -> StepCost:
+            self.versions.mix(self._state(client), weight)
+            return StepCost(flops=flops, nbytes=self.trainer.adapter_nbytes()["client"])
+
+        flops = 3.0 * self.versions.n_values  # (1 - w) g + w x: two multiplies and an add per value
+        return Step(flops=flops, run=run)
+
+    def buffer(self, client: int, key: int) -> None:
+        self.versions.buffer(client, self._state(client), key)
+
+    def apply_buffer(self, weights: Mapping[int, float]) -> Step:
+        def run() -> StepCost:
+            self.versions.apply_buffer(weights)
+            return StepCost(flops=flops, nbytes=self.trainer.adapter_nbytes()["client"])
+
+        flops = 2.0 * len(weights) * self.versions.n_values
+        return Step(flops=flops, run=run)
 
     def cost_table(self) -> dict:
         # A throwaway step (no weight, gradient or random state changes) measures this shape's FLOPs.
@@ -116,6 +169,35 @@ class SplitLoRAWorkload:
         }
 
     def evaluate(self) -> Evaluation:
-        res = self.trainer.evaluate(self._eval, self.encoder.label_token_ids)
+        g = self.versions.global_state
+        client = {k[len("client."):]: v for k, v in g.items() if k.startswith("client.")}
+        server = {k[len("server."):]: v for k, v in g.items() if k.startswith("server.")} or None
+        res = self.trainer.evaluate(self._eval, self.encoder.label_token_ids, client_state=client,
+                                    server_state=server)
         return Evaluation(accuracy=float(res.accuracy), loss=float(res.loss), n=int(res.n))
 
+    def global_state(self) -> dict:
+        """A copy of the global adapter (``client.`` and, with per-client server adapters, ``server.`` keys)."""
+        return {key: t.clone() for key, t in self.versions.global_state.items()}
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _state(self, client: int) -> dict:
+        """The adapter the federated server averages: client side, and the server-side copy under SFL-V1."""
+        t = self.trainer
+        out = {f"client.{k}": v for k, v in t.client_adapter_state(client).items()}
+        if not t.shared_server:
+            out.update({f"server.{k}": v for k, v in t.server_adapter_state(client).items()})
+        return out
+
+    def _set_state(self, client: int, state) -> None:
+        t = self.trainer
+        t.set_client_adapter_state(client, {k[len("client."):]: v for k, v in state.items() if k.startswith("client.")})
+        if not t.shared_server:
+            t.set_server_adapter_state(client, {k[len("server."):]: v for k, v in state.items()
+                                                if k.startswith("server.")})
+
+
+def server_adapters(sc: Scenario) -> str:
+    """One server-side adapter per client (``split``, SFL-V1) or one shared (``sfl_v2``, ``sl``)."""
+    return "per_client" if sc.strategy.name == "split" else "shared"

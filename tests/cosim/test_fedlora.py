@@ -68,7 +68,7 @@ def test_dense_round_shape_and_bytes(dense_and_soft0):
     assert np.allclose(steps["duration_s"], steps["flops"] / 1e9, rtol=1e-12)
     # every client's round latency = its compute + its upload
     c = r.clients
-    assert np.allclose(c["latency_s"], c["compute_s"] + c["upload_s"], rtol=1e-12)
+    assert np.allclose(c["latency_s"], c["compute_s"] + c["adapter_upload_s"], rtol=1e-12)
     assert (r.rounds["sparsity"] == 0).all() and r.rounds["virtual_queue"].isna().all()
     # (the tiny aggregation, ~1e-8 s here, is within the path's time tolerance)
     assert summary["critical_path_time_s"] == pytest.approx(summary["total_time_s"], rel=1e-8)
@@ -168,10 +168,10 @@ def test_product_aggregation_keeps_a_single_clients_update(tmp_path):
                   "training.local_iterations=2")
     w = FedLoRAWorkload.from_scenario(sc)
     for _ in range(2):
-        w.local_step(0)
+        w.local_step(0).run()
     local = w._state(0)
     w.upload(0, 0.0)
-    cost = w.aggregate({0: 1.0})
+    cost = w.aggregate({0: 1.0}).run()
     assert cost.nbytes == w.dense_nbytes() and cost.flops > 0
     new = w.global_state()
     for a_key, b_key in lora_pairs(new).values():

@@ -15,9 +15,9 @@ BLOCK_TORCH = (
 def test_channel_solver_cosim_results_import_without_torch():
     code = BLOCK_TORCH + (
         "import channel, solver, cosim, results\n"
-        "import cosim.cli, cosim.engine, cosim.run, cosim.radio, cosim.scenario, cosim.workload\n"
-        "import cosim.workloads.replay, cosim.convergence, cosim.allocation\n"
-        "import cosim.steps, cosim.fedlora_engine, cosim.fedrun, cosim.tsfa, solver.tsfa\n"
+        "import cosim.cli, cosim.run, cosim.radio, cosim.scenario, cosim.workload, cosim.build\n"
+        "import cosim.workloads.replay, cosim.convergence, cosim.allocation, cosim.strategies\n"
+        "import cosim.steps, cosim.rounds, cosim.asynchronous, cosim.closing, cosim.tsfa, solver.tsfa\n"
         "from cosim.scenario import scenario_from_dict\n"
         "from cosim.radio import build_radio\n"
         "build_radio(scenario_from_dict({}))\n"

@@ -5,13 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cosim.fedlora_engine import FedLoRASimulation
-from cosim.radio import build_radio
-from cosim.run import client_flops_per_s
+from cosim.build import build_simulation
 from cosim.scenario import load_scenario
-from cosim.trace import Recorder
-from cosim.tsfa import TsfaPolicy
-from cosim.workload import Evaluation, StepCost, Upload
+from cosim.workload import Evaluation, Step, StepCost, Upload, done
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "scenarios" / "quickstart.yaml"
 STEP_FLOPS = 2e11
@@ -28,13 +24,16 @@ class ReplayedFedWorkload:
         return [100, 200, 300, 400][: self.n_clients]
 
     def local_step(self, client):
-        return StepCost(flops=STEP_FLOPS, loss=1.0)
+        return done(StepCost(flops=STEP_FLOPS, loss=1.0))
 
     def upload(self, client, sparsity):
         return Upload(nbytes=int(np.ceil((1 - sparsity) * DENSE_BYTES)), sparsity=sparsity)
 
-    def aggregate(self, weights):
-        return StepCost(flops=2.0 * len(weights) * DENSE_BYTES / 4, nbytes=DENSE_BYTES)
+    def cancel(self, client):
+        pass
+
+    def aggregate(self, weights) -> Step:
+        return done(StepCost(flops=2.0 * len(weights) * DENSE_BYTES / 4, nbytes=DENSE_BYTES))
 
     def evaluate(self):
         return Evaluation(accuracy=float("nan"), loss=float("nan"), n=0)
@@ -51,17 +50,10 @@ def long_run(budget_s, rounds=300, v=1.0):
         "strategy.name=tsfa", f"tsfa.latency_budget_s={budget_s}", f"tsfa.v={v}", "tsfa.rank=8",
         "training.local_iterations=2", f"training.rounds={rounds}", "model.name=tiny-llama",
         "compute.client_flops_per_s=[0.5e12, 1e12, 1.5e12, 2e12]", "channel.coherence_s=0.5"])
-    radios = build_radio(sc)
-    w = ReplayedFedWorkload(sc.clients.count)
-    policy = TsfaPolicy(sc, step_flops=STEP_FLOPS, dense_nbytes=DENSE_BYTES,
-                        client_flops_per_s=client_flops_per_s(sc), weights=w.sample_counts())
-    rec = Recorder(run="t")
-    sim = FedLoRASimulation(workload=w, radios=radios, client_flops_per_s=client_flops_per_s(sc),
-                            fed_server_flops_per_s=sc.compute.fed_server_flops_per_s, rounds=rounds,
-                            local_iterations=2, sparsity=0.0, recorder=rec, n_subchannels=sc.channel.n_subchannels,
-                            policy=policy)
-    sim.run()
-    return rec.rounds(), rec.clients(), policy
+    fed = build_simulation(sc, ReplayedFedWorkload(sc.clients.count))
+    fed.run()
+    rec = fed.sim.rec
+    return rec.rounds(), rec.clients(), fed.strategy.policy
 
 
 @pytest.fixture(scope="module")
