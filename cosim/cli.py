@@ -106,10 +106,21 @@ def _cmd_run(args) -> int:
     b, a = summary["before"], summary["after"]
     print(f"{sc.name}: {summary['rounds']} rounds, {summary['clients']} clients, "
           f"simulated {summary['total_time_s']:.3f} s (wall {summary['wall_time_s']:.1f} s)")
-    if a:
+    statuses = summary["aggregation"]["statuses"]
+    if set(statuses) - {"aggregated"}:
+        print("client updates: " + ", ".join(f"{n} {status}" for status, n in sorted(statuses.items())))
+    if a and a.get("source") == "not_modelled":
+        print("held-out accuracy: not modelled (a replay under options its pilot curves know nothing of)")
+    elif a:
+        tail = ""
+        if a.get("source") == "extrapolated":
+            tail = f" -- extrapolated: a fitted curve beyond the pilot's {summary['pilot_rounds']} measured rounds"
         print(f"held-out accuracy {b['accuracy']:.3f} -> {a['accuracy']:.3f}, "
-              f"loss {b['loss']:.4f} -> {a['loss']:.4f} (n={a['n']})")
-    print(f"wrote {out}/events.parquet, rounds.parquet, summary.json, scenario.yaml")
+              f"loss {b['loss']:.4f} -> {a['loss']:.4f} (n={a['n']}){tail}")
+    for note in summary["notes"]:
+        if note.startswith("stopped early"):
+            print(note)
+    print(f"wrote {out}/events.parquet, rounds.parquet, clients.parquet, summary.json, scenario.yaml")
     return 0
 
 

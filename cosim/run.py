@@ -70,8 +70,11 @@ def run_scenario(sc: Scenario, out_dir: str | Path, *, workload=None,
     after = federation.evaluations.get(last_round) or workload.evaluate()
     if federation.stopped:
         notes.append(f"stopped early: {federation.stopped}")
+    convergence = getattr(workload, "convergence", None)
+    pilot_rounds = convergence.rounds if convergence is not None else None
     if after.source == "extrapolated":
-        notes.append("accuracy extrapolated: the replay read a fitted curve beyond the pilot's measured rounds")
+        notes.append(f"accuracy extrapolated: the replay read a fitted curve beyond the pilot's {pilot_rounds} "
+                     f"measured rounds (or a rank it did not pilot): not a measurement")
 
     events, rounds, clients = rec.events(), rec.rounds(), rec.clients()
     path = critical_path(events)
@@ -106,6 +109,7 @@ def run_scenario(sc: Scenario, out_dir: str | Path, *, workload=None,
                         "clients_cut": int(events.loc[events["cut"] & (events["client"] >= 0), "client"].nunique()),
                         "statuses": {str(k): int(v) for k, v in clients["status"].value_counts().items()}},
         "notes": notes,
+        "pilot_rounds": pilot_rounds,
         "n_events": len(events),
         "wall_time_s": time.perf_counter() - wall0,
         "wall_s_by_kind": dict(rec.wall_s),

@@ -41,9 +41,14 @@ class ReplayWorkload:
         The starting cut and rank (a row and a column of the table).
     source : str
         Where the profile came from, for messages.
+    shared_server : bool
+        One server-side adapter for all clients (SFL-V2, SL): the federated server averages the client
+        side only.
     """
 
-    def __init__(self, *, profile: dict, n_clients: int, cut: int, rank: int, source: str = "workload.profile"):
+    def __init__(self, *, profile: dict, n_clients: int, cut: int, rank: int, source: str = "workload.profile",
+                 shared_server: bool = False):
+        self.shared_server = shared_server
         self.profile = profile
         self.source = source
         self.n_clients = n_clients
@@ -87,7 +92,7 @@ class ReplayWorkload:
         if problems:
             raise ScenarioError(problems)
         return cls(profile=profile, n_clients=sc.clients.count, cut=sc.split.cut_layer, rank=sc.lora.rank,
-                   source=str(path))
+                   source=str(path), shared_server=sc.strategy.name != "split")
 
     # -- which row and column ---------------------------------------------------------------
 
@@ -160,8 +165,8 @@ class ReplayWorkload:
         return int(self.costs["client_adapter_bytes"][self._i, self._j])
 
     def _n_elements(self) -> float:
-        """Adapter values on both parts (what the real workload averages under SFL-V1)."""
-        server = float(self.server_adapter_bytes[self._i, self._j])
+        """Adapter values the federated server averages: both parts (SFL-V1), the client part when shared."""
+        server = 0.0 if self.shared_server else float(self.server_adapter_bytes[self._i, self._j])
         return (self._client_bytes() + server) / self.adapter_element_bytes
 
     def rounds_to_target(self) -> np.ndarray | None:

@@ -68,13 +68,45 @@ def test_a_replay_of_64_clients_takes_seconds(tmp_path, profile):
     assert wall < 30, wall  # about 2 s on a quiet machine; no model is loaded
 
 
-def test_rounds_past_the_pilot_follow_the_fitted_curve(tmp_path, profile):
-    res = run(tmp_path, "long", *replay(profile), "--set", "training.rounds=4", "--set", "training.eval_every=1")
+def test_rounds_past_the_pilot_follow_the_fitted_curve(tmp_path, profile, capsys):
+    out = tmp_path / "long"
+    assert main(["run", "scenarios/quickstart.yaml", "--out", str(out), "--quiet", *TINY, *replay(profile),
+                 "--set", "training.rounds=4", "--set", "training.eval_every=1"]) == 0
+    res = load_run(out)
     from cosim.profile import profile_convergence
 
     conv = profile_convergence(read_profile(profile))
     assert res.rounds.eval_loss.iloc[1] == conv.curves["loss"][4][2]          # measured (pilot: 2 rounds)
     assert res.rounds.eval_loss.iloc[3] == pytest.approx(float(conv.fits["loss"][4](4)), rel=1e-12)  # fitted
+    # ... and said so: never shown as if measured
+    assert res.summary["after"]["source"] == "extrapolated" and res.summary["before"]["source"] == "pilot"
+    assert any("extrapolated" in note for note in res.summary["notes"])
+    printed = capsys.readouterr().out
+    assert "extrapolated" in printed and "beyond the pilot's 2 measured rounds" in printed
+
+
+@pytest.mark.parametrize("option", [
+    ["--set", "aggregation.mode=deadline", "--set", "aggregation.deadline_s=0.3"],
+    ["--set", "strategy.name=sfl_v2"],
+    ["--set", "aggregation.mode=fedbuff", "--set", "aggregation.buffer_size=2"],
+    ["--set", "availability.model=on_off", "--set", "availability.mean_on_s=0.5",
+     "--set", "availability.mean_off_s=0.2"],
+])
+def test_replay_times_the_new_options_exactly_and_models_no_accuracy(tmp_path, profile, capsys, option):
+    real = run(tmp_path, "real", "--set", "training.eval_every=1", *option)
+    rep = run(tmp_path, "replay", "--set", "training.eval_every=1", *replay(profile), *option)
+    a, b = real.events, rep.events
+    assert len(a) == len(b) > 0
+    for col in ("kind", "client", "round", "cut"):
+        assert (a[col].values == b[col].values).all(), col
+    for col in ("flops", "bytes", "t_start_s", "t_end_s"):
+        np.testing.assert_allclose(b[col].to_numpy(float), a[col].to_numpy(float), rtol=1e-12, atol=0)
+    assert (real.clients.status.values == rep.clients.status.values).all()
+    # what the pilot cannot know is not given a number
+    assert rep.rounds.accuracy.isna().all() and np.isnan(rep.summary["after"]["accuracy"])
+    assert rep.summary["after"]["source"] == "not_modelled"
+    assert any("accuracy not modelled" in note for note in rep.summary["notes"])
+    assert real.rounds.accuracy.notna().all()
 
 
 @pytest.mark.parametrize("extra, message", [
