@@ -66,9 +66,11 @@ class Compute:
         512.0, doc="FLOPs per cycle of the device's accelerator", gt=0)
     client_efficiency: float = setting(
         1.0, doc="fraction of peak FLOP/s reached by the device", gt=0, le=1)
-    server_flops_per_s: float = setting(100e12, doc="main server effective compute, FLOP/s", gt=0)
+    server_flops_per_s: float = setting(100e12, doc="main server effective compute, FLOP/s, shared equally by the "
+                                                    "steps in service (processor sharing)", gt=0)
     server_slots: int = setting(
-        1, doc="client steps the main server runs at once; others queue (FIFO)", gt=0)
+        1, doc="client steps the main server serves at once, sharing server_flops_per_s; others queue (FIFO). "
+               "More slots add concurrency, not compute", gt=0)
     fed_server_flops_per_s: float = setting(
         10e12, doc="federated server effective compute for adapter averaging, FLOP/s", gt=0)
 
