@@ -18,7 +18,6 @@ import math
 from collections import OrderedDict
 
 import numpy as np
-import scipy.signal
 from numpy.typing import ArrayLike
 
 from channel import _check
@@ -91,8 +90,11 @@ def rayleigh_gauss_markov(
         if h_prev.shape != (n_sc,):
             raise ValueError(f"h_prev has shape {h_prev.shape}, expected ({n_sc},)")
         x[0] += rho * h_prev
-    # The AR(1) recursion h_b = rho h_{b-1} + x_b as an IIR filter along the blocks.
-    return scipy.signal.lfilter([1.0], [1.0, -rho], x, axis=0)
+    # The AR(1) recursion h_b = rho h_{b-1} + x_b as an IIR filter along the blocks
+    # (scipy.signal is imported here, not with the module: it is slow to import).
+    from scipy.signal import lfilter
+
+    return lfilter([1.0], [1.0, -rho], x, axis=0)
 
 
 class BlockFading:
@@ -201,13 +203,18 @@ class BlockFading:
             self._generate(k)
         return self._generate(c)
 
+    def _draw(self, stream: np.random.Generator, prev: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """One chunk's complex gains (CHUNK_BLOCKS, N) and the state the next chunk starts from."""
+        h = rayleigh_gauss_markov(stream, self.CHUNK_BLOCKS, self.n_subchannels, self.rho, h_prev=prev)
+        return h, h[-1].copy()
+
     def _generate(self, c: int) -> np.ndarray:
         stream = np.random.Generator(np.random.PCG64(np.random.SeedSequence(self._seed, spawn_key=(c,))))
-        h_prev = self._last_of_chunk[c - 1] if c > 0 else None
-        h = rayleigh_gauss_markov(stream, self.CHUNK_BLOCKS, self.n_subchannels, self.rho, h_prev=h_prev)
+        prev = self._last_of_chunk[c - 1] if c > 0 else None
+        h, last = self._draw(stream, prev)
         h.setflags(write=False)
         if c == len(self._last_of_chunk):
-            self._last_of_chunk.append(h[-1].copy())
+            self._last_of_chunk.append(last)
         self._chunks[c] = h
         self._chunks.move_to_end(c)
         while len(self._chunks) > self.CACHED_CHUNKS:
