@@ -37,13 +37,15 @@ def start_position_m(distance_m: float, azimuth_rad: float) -> np.ndarray:
 class Trajectory:
     """Piecewise-linear path; subclasses add waypoints with :meth:`_next_waypoint`."""
 
-    def __init__(self, start_m: ArrayLike, speed_mps: float):
+    def __init__(self, start_m: ArrayLike, speed_mps: float, *, start_distance_m: float | None = None):
         start = np.asarray(start_m, dtype=float)
         if start.shape != (2,) or not np.all(np.isfinite(start)):
             raise ValueError(f"start_m(={start_m!r}) must be a finite (x, y) pair")
         self.speed_mps = float(_check.non_negative("speed_mps", speed_mps))
         self._points = [start]
         self._times = [0.0]
+        # The distance as given (|start| may differ from it in the last bit).
+        self._start_distance_m = float(np.hypot(*start)) if start_distance_m is None else float(start_distance_m)
 
     @property
     def is_static(self) -> bool:
@@ -77,15 +79,17 @@ class Trajectory:
 
     def distances_m(self, t_s: ArrayLike) -> np.ndarray:
         """Horizontal distance to the base station at times ``t_s``, m, shape of ``t_s``."""
+        if self.is_static:
+            return np.full(np.shape(t_s), self._start_distance_m)
         p = self.positions_m(t_s)
         return np.hypot(p[..., 0], p[..., 1])
 
 
 class Static(Trajectory):
-    """A device that stays where it was dropped."""
+    """A device that stays where it was dropped (at ``distance_m`` exactly, when given)."""
 
-    def __init__(self, start_m: ArrayLike):
-        super().__init__(start_m, 0.0)
+    def __init__(self, start_m: ArrayLike, *, distance_m: float | None = None):
+        super().__init__(start_m, 0.0, start_distance_m=distance_m)
 
 
 class ConstantVelocity(Trajectory):

@@ -12,6 +12,7 @@ from typing import Literal
 
 from .combinations import federation_problems
 from .fields import setting
+from .radio_schema import Channel, Energy, Link, Mobility, radio_problems
 
 
 def per_client(value: float | tuple[float, ...], k: int) -> float:
@@ -33,26 +34,6 @@ class Clients:
     min_distance_m: float = setting(10.0, doc="minimum client distance to the base station, m", gt=0)
     max_power_dbm: float = setting(23.0, doc="device transmit power limit, dBm (23 dBm = 200 mW), "
                                              "spread over the device's subchannels")
-
-
-@dataclass(frozen=True)
-class Channel:
-    n_subchannels: int = setting(50, doc="uplink subchannels N (OFDMA, one client each)", gt=0)
-    subchannel_bandwidth_hz: float = setting(180e3, doc="bandwidth of one subchannel, Hz "
-                                                        "(180 kHz = one LTE resource block)", gt=0)
-    carrier_hz: float = setting(2e9, doc="carrier frequency, Hz", gt=0)
-    pathloss_intercept_db: float = setting(128.1, doc="path loss at 1 km, dB (TR 36.814 macro)")
-    pathloss_slope_db: float = setting(37.6, doc="path loss per decade of distance, dB")
-    shadowing_std_db: float = setting(8.0, doc="log-normal shadowing standard deviation, dB (0: off)", ge=0)
-    fading: Literal["rayleigh", "none"] = setting(
-        "rayleigh", doc="small-scale fading: Rayleigh block fading, Gauss-Markov across blocks, or none")
-    speed_mps: float = setting(0.8333, doc="client speed, m/s (3 km/h); sets the Doppler f_d = v f_c / c", ge=0)
-    coherence_s: float | None = setting(
-        None, doc="fading block length, s; null: Clarke's 0.423 / f_d (about 76 ms at 3 km/h, 2 GHz)", gt=0)
-    noise_psd_dbm_per_hz: float = setting(-174.0, doc="thermal noise power spectral density, dBm/Hz")
-    bs_noise_figure_db: float = setting(5.0, doc="noise figure of the base-station receiver (uplink), dB", ge=0)
-    device_noise_figure_db: float = setting(9.0, doc="noise figure of the device receiver (downlink), dB", ge=0)
-    bs_power_dbm: float = setting(46.0, doc="base-station transmit power over all subchannels (downlink), dBm")
 
 
 @dataclass(frozen=True)
@@ -267,6 +248,9 @@ class Scenario:
     seed: int = setting(0, doc="the one seed every random stream derives from", ge=0)
     clients: Clients = setting(Clients(), doc="the devices")
     channel: Channel = setting(Channel(), doc="the radio")
+    link: Link = setting(Link(), doc="how SINR becomes delivered bits (rate model, MCS, HARQ)")
+    mobility: Mobility = setting(Mobility(), doc="how the devices move")
+    energy: Energy = setting(Energy(), doc="energy of compute and transmission")
     compute: Compute = setting(Compute(), doc="compute speeds")
     model: Model = setting(Model(), doc="the language model")
     split: Split = setting(Split(), doc="the cut point")
@@ -324,6 +308,7 @@ class Scenario:
         if self.workload.kind == "replay" and self.workload.profile is None:
             problems.append("workload.profile: expected a `cosim profile --out` JSON file with workload.kind: replay "
                             "(got null)")
+        problems.extend(radio_problems(self))
         if self.workload.kind == "replay" and self.strategy.name not in SPLIT_STRATEGIES:
             problems.append(f"workload.kind: expected 'real' with strategy.name={self.strategy.name!r} (the replay "
                             f"plays back split learning's cost table) (got 'replay')")
