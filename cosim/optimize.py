@@ -16,6 +16,7 @@ import numpy as np
 import channel
 import solver
 
+from .energy import budgets_j, device_j_per_flop
 from .errors import CosimError
 from .radio import build_radio
 from .devices import client_flops_per_s
@@ -34,14 +35,20 @@ def build_problem(sc: Scenario, costs: dict, *, knowledge: str = "average", radi
     ``radios``: the clients' current radios (default: the scenario's, built here).
     ``rounds_to_target`` (one per rank): without a measurement every rank is taken
     to need the scenario's ``training.rounds`` (the documented fallback), so the
-    rank is then chosen for its delay alone.
+    rank is then chosen for its delay alone. A moving device's large-scale gain is
+    the one at ``t_s``. The energy settings (``energy.*``) give each decision its
+    energy per device and round, and ``energy.budget_j`` the optimizer's budget.
     """
     if knowledge not in KNOWLEDGE:
         raise CosimError(f"--knowledge: expected one of {', '.join(KNOWLEDGE)} (got {knowledge!r})")
     ch = sc.channel
     radios = build_radio(sc) if radios is None else radios
     n = ch.n_subchannels
-    gain = np.array([[r.large_scale_gain_lin] * n for r in radios])
+    def large_scale(r):
+        track = r.uplink.large_scale
+        return r.large_scale_gain_lin if track is None else track.gain_lin(r.uplink.fading.block_index(t_s))
+
+    gain = np.array([[large_scale(r)] * n for r in radios])
     if knowledge == "current":
         gain = gain * np.array([r.uplink.fading.power_gain(r.uplink.fading.block_index(t_s)) for r in radios])
     table = solver.CostTable(**costs)
@@ -57,6 +64,8 @@ def build_problem(sc: Scenario, costs: dict, *, knowledge: str = "average", radi
         downlink_rate_bps=np.array([r.downlink.rate_bps(r.downlink.fading.block_index(t_s)) for r in radios]),
         max_power_w=np.full(len(radios), float(channel.dbm_to_watt(sc.clients.max_power_dbm))),
         local_iterations=sc.training.local_iterations,
+        device_j_per_flop=np.array(device_j_per_flop(sc)), circuit_power_w=sc.energy.device_circuit_power_w,
+        energy_budget_j=None if budgets_j(sc) is None else np.array(budgets_j(sc)),
     )
 
 
@@ -72,7 +81,8 @@ def applied_power(problem: solver.Problem, sol: solver.Solution, policy: str, po
     device but the slowest early. ``least`` (or a total power limit, which couples the
     budgets): the solver's own plan.
     """
-    if power != "full" or policy not in POWER_CONTROLLED or problem.total_power_w is not None:
+    if (power != "full" or policy not in POWER_CONTROLLED or problem.total_power_w is not None
+            or problem.energy_budget_j is not None):  # full power could break an energy budget
         return sol
     return solver.evaluate(problem, sol.assignment, solver.full_power(problem, sol.assignment),
                            int(sol.cut), int(sol.rank))
@@ -88,6 +98,9 @@ def _solution_dict(sol: solver.Solution) -> dict:
         "power_w_per_client": [float(p) for p in sol.power_w.sum(axis=1)],
         "assignment": [int(a) for a in sol.assignment],
         "client_delay_s": [float(d) for d in sol.delays.total_s],
+        "energy_j_per_client": [float(e) for e in sol.energy_j],
+        "round_energy_j": float(sol.energy_j.sum()),
+        "total_energy_j": float(sol.rounds * sol.energy_j.sum()),
     }
 
 
@@ -114,10 +127,14 @@ def optimize_scenario(sc: Scenario, costs: dict, *, knowledge: str = "average",
 
 
 def format_policies(result: dict) -> str:
-    rows = [f"{'policy':<16} {'cut':>4} {'rank':>5} {'round s':>10} {'rounds':>7} {'total s':>11}  subchannels"]
+    """One line per policy: decisions, delays and energy (per round summed over devices, the most any
+    device spends in a round, and over the whole training)."""
+    rows = [f"{'policy':<16} {'cut':>4} {'rank':>5} {'round s':>10} {'rounds':>7} {'total s':>11} "
+            f"{'round J':>10} {'max dev J':>10} {'total J':>11}  subchannels"]
     for name, p in sorted(result["policies"].items(), key=lambda kv: kv[1]["total_delay_s"]):
         rows.append(f"{name:<16} {p['cut']:>4} {p['rank']:>5} {p['round_delay_s']:>10.3f} {p['rounds']:>7.0f} "
-                    f"{p['total_delay_s']:>11.3f}  {p['subchannels_per_client']}")
+                    f"{p['total_delay_s']:>11.3f} {p['round_energy_j']:>10.3f} {max(p['energy_j_per_client']):>10.3f} "
+                    f"{p['total_energy_j']:>11.1f}  {p['subchannels_per_client']}")
     return "\n".join(rows) + "\n"
 
 

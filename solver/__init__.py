@@ -13,9 +13,12 @@ Solution, DelayBreakdown
 evaluate
     The objective and the constraint check, shared by every policy.
 solve
-    The alternating optimizer.
+    The alternating optimizer; with ``Problem.energy_budget_j`` the least delay
+    under a per-device energy budget per round (:mod:`solver.energy`).
 brute_force
-    Exact optimum of small instances.
+    Exact optimum of small instances (under the energy budget too).
+solve_energy, brute_force_energy
+    The energy-budget search and its exact reference.
 equal_allocation, random_allocation, optimize_resources, optimize_split_rank
     Baselines.
 POLICIES, get_policy
@@ -31,6 +34,7 @@ TsfaDecision, VirtualQueue, tsfa_decision, offline_rank, shares_to_subchannels
 from solver.alternating import solve
 from solver.baselines import equal_allocation, optimize_resources, optimize_split_rank, random_allocation
 from solver.brute_force import brute_force
+from solver.energy import brute_force_energy, solve_energy
 from solver.objective import evaluate
 from solver.policies import POLICIES, get_policy
 from solver.power import full_power
@@ -49,6 +53,7 @@ __all__ = [
     "VirtualQueue",
     "WaterFilling",
     "brute_force",
+    "brute_force_energy",
     "equal_allocation",
     "evaluate",
     "get_policy",
@@ -59,6 +64,7 @@ __all__ = [
     "random_allocation",
     "shares_to_subchannels",
     "solve",
+    "solve_energy",
     "tsfa_decision",
     "water_filling",
 ]

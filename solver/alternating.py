@@ -84,10 +84,17 @@ def solve(problem: Problem, *, tol: float = 1e-6, max_iter: int = 50, starts: in
     Raises
     ------
     InfeasibleError
-        When a client cannot get a subchannel (``K > N``, or ``0 < M < K``).
+        When a client cannot get a subchannel (``K > N``, or ``0 < M < K``), or
+        (with ``energy_budget_j``) no decision meets every device's budget.
     ValueError
         For a bad ``tol``, ``max_iter`` or ``starts``.
+
+    With ``problem.energy_budget_j`` set, the search is :func:`solver.energy.solve_energy`.
     """
+    if problem.energy_budget_j is not None:  # least delay under a per-device energy budget
+        from solver.energy import solve_energy
+
+        return solve_energy(problem, starts=starts)
     if not (isinstance(tol, (int, float)) and np.isfinite(tol) and 0 <= tol < 1):
         raise ValueError(f"tol: expected a number in [0, 1) (got {tol!r})")
     for name, value in (("max_iter", max_iter), ("starts", starts)):

@@ -60,6 +60,10 @@ def brute_force(problem: Problem, *, max_combinations: int = 200_000) -> Solutio
     ValueError
         When ``K^N K^M`` exceeds ``max_combinations``.
     """
+    if problem.energy_budget_j is not None:  # exact under a per-device energy budget
+        from solver.energy import brute_force_energy
+
+        return brute_force_energy(problem, max_combinations=max_combinations)
     require_feasible(problem)
     k, n, m = problem.num_clients, problem.num_subchannels, problem.num_fed_subchannels
     size = k ** n * k ** m

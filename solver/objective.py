@@ -184,4 +184,26 @@ def evaluate(problem: Problem, assignment, power_w, cut: int, rank: int,
                     cut=int(problem.costs.cuts[ci]), rank=int(problem.costs.ranks[ri]),
                     uplink_rate_bps=rate, adapter_rate_bps=fed_rate, delays=delays,
                     round_delay_s=round_delay, rounds=rounds, total_delay_s=total,
-                    objective_history_s=(total,))
+                    objective_history_s=(total,),
+                    energy_j=round_energy_j(problem, ci, ri, power.sum(axis=1), fed_power.sum(axis=1), delays))
+
+
+def compute_energy_j(problem: Problem, ci: int, ri: int) -> np.ndarray:
+    """(K,) J: each device's compute energy in a round, ``I (F^cf + F^cb) e_k`` (0 without ``device_j_per_flop``)."""
+    if problem.device_j_per_flop is None:
+        return np.zeros(problem.num_clients)
+    costs = problem.costs
+    flops = problem.local_iterations * (costs.client_forward_flops[ci, ri] + costs.client_backward_flops[ci, ri])
+    return flops * problem.device_j_per_flop
+
+
+def round_energy_j(problem: Problem, ci: int, ri: int, power_w, fed_power_w, delays: DelayBreakdown) -> np.ndarray:
+    """(K,) J: compute energy + ``(P_k + P_c) uplink_s + (P'_k + P_c) adapter_s`` (``P`` summed over each set).
+
+    With ``M == 0`` the adapter goes over the main set at ``P_k``.
+    """
+    circuit = problem.circuit_power_w
+    adapter_power = fed_power_w if problem.num_fed_subchannels else power_w
+    uplink = np.where(delays.uplink_s > 0, (power_w + circuit) * delays.uplink_s, 0.0)
+    adapter = np.where(delays.adapter_s > 0, (adapter_power + circuit) * delays.adapter_s, 0.0)
+    return compute_energy_j(problem, ci, ri) + uplink + adapter

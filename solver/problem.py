@@ -126,6 +126,14 @@ class Problem:
         The M federated-server subchannels, shaped ``(M,)``, ``(K, M)``, ``(M,)``.
     fed_total_power_w : float, optional, W
         Limit on the sum of all clients' power on the federated set.
+    device_j_per_flop : (K,) float or scalar, optional, J
+        Compute energy per FLOP of each device (None: compute energy not counted).
+    circuit_power_w : (K,) float or scalar, W
+        Power the device's transmitter circuits draw while it sends (0 by default).
+    energy_budget_j : (K,) float or scalar, optional, J
+        Per-device energy budget per round (compute + transmit), honoured by
+        :func:`solver.solve` and :func:`solver.brute_force` (:mod:`solver.energy`);
+        the baselines only report their energy.
     """
 
     costs: CostTable
@@ -143,6 +151,9 @@ class Problem:
     fed_gain_lin: np.ndarray | None = None
     fed_noise_power_w: np.ndarray | None = None
     fed_total_power_w: float | None = None
+    device_j_per_flop: np.ndarray | None = None
+    circuit_power_w: np.ndarray = 0.0
+    energy_budget_j: np.ndarray | None = None
     snr_per_w: np.ndarray = field(init=False, repr=False)
     fed_snr_per_w: np.ndarray = field(init=False, repr=False)
 
@@ -166,6 +177,11 @@ class Problem:
         set_("local_iterations", check_int(problems, "local_iterations", self.local_iterations, lower=1))
         for name in ("total_power_w", "fed_total_power_w"):
             set_(name, check_optional_positive(problems, name, getattr(self, name)))
+        set_("circuit_power_w", as_array(problems, "circuit_power_w", self.circuit_power_w, (k,), lower=0.0))
+        for name in ("device_j_per_flop", "energy_budget_j"):
+            if getattr(self, name) is not None:
+                set_(name, as_array(problems, name, getattr(self, name), (k,), lower=0.0,
+                                    strict=name == "energy_budget_j"))
         fed = (self.fed_bandwidth_hz, self.fed_gain_lin, self.fed_noise_power_w)
         if all(part is None or np.size(part) == 0 for part in fed):  # empty: M = 0 (dataclasses.replace)
             m = 0

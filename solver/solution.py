@@ -77,6 +77,10 @@ class Solution:
         Best objective after the start and after each iteration; non-increasing.
     policy : str
         Name of the policy that produced the decision.
+    energy_j : (K,) float, J
+        Each device's energy in one round: ``I (F^cf + F^cb) e_k`` (compute, when the
+        problem gives ``device_j_per_flop``) ``+ (P_k + P_c) uplink_s + (P'_k + P_c) adapter_s``
+        (transmit, P_k the device's total power on the set).
     """
 
     assignment: np.ndarray
@@ -94,11 +98,13 @@ class Solution:
     iterations: int = 0
     objective_history_s: tuple[float, ...] = ()
     policy: str = "evaluate"
+    energy_j: np.ndarray | None = None
 
     def __post_init__(self):
         for value in (self.assignment, self.fed_assignment, self.power_w, self.fed_power_w,
-                      self.uplink_rate_bps, self.adapter_rate_bps):
-            value.setflags(write=False)
+                      self.uplink_rate_bps, self.adapter_rate_bps, self.energy_j):
+            if value is not None:
+                value.setflags(write=False)
 
     @property
     def bottleneck(self) -> int:

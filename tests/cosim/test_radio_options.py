@@ -111,3 +111,23 @@ def test_device_energy_per_flop_models():
                                          "client_flops_per_cycle": 256}})
     assert device_j_per_flop(sc)[0] == pytest.approx(1e-28 * 2e9**2 / 256)  # kappa f^2 per cycle / FLOPs per cycle
     assert channel.transmit_energy_j(0.2, 3.0, 0.1) == pytest.approx(0.9)
+
+
+def test_optimize_reports_energy_and_the_optimizer_honours_a_budget():
+    from cosim.optimize import format_policies, optimize_scenario
+    from cosim.profile import read_profile
+
+    costs = read_profile("experiments/fedsllm/smollm2_profile.json")["costs"]
+    sc = scenario_from_dict({"clients": {"count": 4}, "split": {"cut_layer": 3}, "lora": {"rank": 8}})
+    free = optimize_scenario(sc, costs)
+    for name, p in free["policies"].items():
+        assert len(p["energy_j_per_client"]) == 4 and p["round_energy_j"] > 0
+        assert p["total_energy_j"] == pytest.approx(p["rounds"] * p["round_energy_j"])
+    assert "round J" in format_policies(free)
+    energy = free["policies"]["optimizer"]["energy_j_per_client"]
+    budget = 0.8 * max(energy)  # binds for the hungriest device
+    capped = optimize_scenario(scenario_from_dict({**{"clients": {"count": 4}, "split": {"cut_layer": 3},
+                                                      "lora": {"rank": 8}}, "energy": {"budget_j": budget}}), costs)
+    p = capped["policies"]["optimizer"]
+    assert max(p["energy_j_per_client"]) <= budget * (1 + 1e-9)
+    assert p["total_delay_s"] >= free["policies"]["optimizer"]["total_delay_s"] * (1 - 1e-9)
