@@ -11,12 +11,13 @@ from typing import Callable
 from .asynchronous import AsyncFederation
 from .availability import Availability, read_availability_file
 from .devices import client_flops_per_s
+from .energy import device_j_per_flop, server_j_per_flop
 from .participation import Participation
 from .rounds import Federation
 from .scenario import Scenario
 from .scenario.schema import ASYNC_MODES
 from .seeding import stream
-from .radio import build_radio
+from .radio import build_radio, multicast_link
 from .steps import TimedSteps
 from .strategies import Strategy, get_strategy
 from .trace import Recorder
@@ -68,7 +69,9 @@ def build_simulation(sc: Scenario, workload, *, radios: list | None = None, reco
                      server_flops_per_s=sc.compute.server_flops_per_s, server_slots=sc.compute.server_slots,
                      fed_server_flops_per_s=sc.compute.fed_server_flops_per_s,
                      recorder=recorder or Recorder(run=sc.name), availability=build_availability(sc),
-                     n_subchannels=sc.channel.n_subchannels)
+                     n_subchannels=sc.channel.n_subchannels, device_j_per_flop=device_j_per_flop(sc),
+                     server_j_per_flop=server_j_per_flop(sc),
+                     multicast=multicast_link(sc, radios) if sc.channel.broadcast == "multicast" else None)
     strategy.attach(sim)
     return build_federation(sc, sim, strategy, on_round=on_round)
 

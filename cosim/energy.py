@@ -61,3 +61,17 @@ def budgets_j(sc: Scenario) -> list[float] | None:
     """Each device's energy budget per round (``energy.budget_j``), J; None if unset."""
     b = sc.energy.budget_j
     return None if b is None else [per_client(b, k) for k in range(sc.clients.count)]
+
+
+def energy_totals(events, n_clients: int) -> dict:
+    """The run's energy from its events (``events.parquet``): per device, devices, servers, base station (J),
+    and the transfers' retransmissions."""
+    by = events.groupby("energy_of")["energy_j"].sum()
+    device = events[events["energy_of"] == "device"].groupby("client")["energy_j"].sum()
+    return {
+        "devices_j": float(by.get("device", 0.0)),
+        "per_device_j": [float(device.get(k, 0.0)) for k in range(n_clients)],
+        "servers_j": float(by.get("server", 0.0)),
+        "base_station_j": float(by.get("base_station", 0.0)),
+        "retransmissions": int(events["retransmissions"].sum()),
+    }

@@ -171,8 +171,13 @@ class Federation:
         self.global_nbytes = cost.nbytes
         sim, now = self.sim, self.env.now
         receivers = [k for k in selected if sim.availability.is_online(k, now)]
-        procs = {k: sim.client_process(k, sim.transfer(r, k, -1, "broadcast", cost.nbytes, down=True))
-                 for k in receivers}
+        if sim.multicast is not None and receivers:  # one transmission over the whole band, at the worst rate
+            tx = sim.multicast.transfer(8 * cost.nbytes, now, receivers=receivers)
+            procs = {k: sim.client_process(k, sim.multicast_share(r, k, cost.nbytes, tx, len(receivers),
+                                                                  first=k == receivers[0])) for k in receivers}
+        else:
+            procs = {k: sim.client_process(k, sim.transfer(r, k, -1, "broadcast", cost.nbytes, down=True))
+                     for k in receivers}
         if procs:
             yield self.env.all_of(list(procs.values()))
         for k, proc in procs.items():
@@ -189,13 +194,14 @@ class Federation:
         n_sub = len(radio.subchannels)
         if status is None:
             status = "aggregated" if included else ("late" if outcome.ok else outcome.status)
+        energy_j, transmit_j = self.sim.rec.device_energy_j(k, work.t_start_s, outcome.t_end_s)
         self.sim.rec.client(
             round=r, client=k, status=status, latency_s=outcome.t_end_s - work.t_start_s, compute_s=work.compute_s,
             adapter_upload_s=work.adapter_upload_s, uplink_bytes=work.uplink_bytes,
             adapter_bytes=work.adapter_bytes, sparsity=work.sparsity, n_subchannels=n_sub,
             bandwidth_share=n_sub / self.sim.n_subchannels, virtual_queue=plan.queue_s,
             base_version=self.version if base_version is None else base_version, staleness=staleness,
-            weight=weight)
+            weight=weight, energy_j=energy_j, transmit_energy_j=transmit_j)
 
     def close(self, r: int, t0: float, first_event: int, first_client: int, plan: RoundPlan | None, **extra):
         """Evaluate if asked, then write the round's row (and call the progress callback)."""

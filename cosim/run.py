@@ -11,6 +11,7 @@ from typing import Callable
 
 from .build import build_simulation, learning_modelled
 from .devices import client_flops_per_s
+from .energy import energy_totals
 from .output import check_out_dir, write_run
 from .radio import build_radio
 from .scenario import Scenario, dump_scenario
@@ -90,6 +91,7 @@ def run_scenario(sc: Scenario, out_dir: str | Path, *, workload=None,
         "phase_time_s": {k: float(v) for k, v in phase_totals(path).items()},
         "phase_busy_s": {k: float(v) for k, v in phase_totals(events).items()},
         "uplink_bytes": int(rounds["uplink_bytes"].sum()),
+        "energy": energy_totals(events, sc.clients.count),
         "downlink_bytes": int(rounds["downlink_bytes"].sum()),
         "final_train_loss": float(last["train_loss"]) if last is not None else math.nan,
         "before": _eval_dict(before),

@@ -65,11 +65,19 @@ class TimedSteps:
     n_subchannels : int, optional
         Uplink subchannels in the cell (the bandwidth shares' denominator); default:
         all the subchannels the radios hold at the start.
+    device_j_per_flop : sequence of float, optional
+        Each device's compute energy per FLOP, J (``cosim.energy``); default 0 (energy not counted).
+    server_j_per_flop : float
+        The main and federated servers' energy per FLOP, J.
+    multicast : channel.MulticastLink, optional
+        The broadcast as one multicast over the whole downlink band (``channel.broadcast: multicast``).
     """
 
     def __init__(self, *, workload, radios: Sequence[ClientRadio], client_flops_per_s: Sequence[float],
                  server_flops_per_s: float, server_slots: int, fed_server_flops_per_s: float,
-                 recorder: Recorder, availability: Availability, n_subchannels: int | None = None):
+                 recorder: Recorder, availability: Availability, n_subchannels: int | None = None,
+                 device_j_per_flop: Sequence[float] | None = None, server_j_per_flop: float = 0.0,
+                 multicast=None):
         self.env = simpy.Environment()
         self.workload = workload
         self.radios = list(radios)
@@ -80,6 +88,9 @@ class TimedSteps:
         self.rec = recorder
         self.availability = availability
         self.n_subchannels = n_subchannels or sum(len(radio.subchannels) for radio in self.radios)
+        self.device_j_per_flop = list(device_j_per_flop) if device_j_per_flop is not None else [0.0] * len(radios)
+        self.server_j_per_flop = float(server_j_per_flop)
+        self.multicast = multicast
 
     # -- a client's chain as a process ---------------------------------------------------------------
 
@@ -121,9 +132,10 @@ class TimedSteps:
         except simpy.Interrupt:
             done = step.flops * (self.env.now - start) / duration if duration > 0 else 0.0
             self.rec.event(round=r, iteration=i, client=k, kind=kind, t_start_s=start,
-                           duration_s=self.env.now - start, flops=done, cut=True)
+                           duration_s=self.env.now - start, flops=done, cut=True,
+                           energy_j=done * self.device_j_per_flop[k], energy_of="device")
             raise
-        return self._finish(r, k, i, kind, step, start, duration)
+        return self._finish(r, k, i, kind, step, start, duration, self.device_j_per_flop[k], "device")
 
     def server_step(self, r: int, k: int, i: int, step: Step):
         """Client ``k``'s step on the main server: wait for a slot (a ``server_queue`` event), then serve it."""
@@ -145,20 +157,23 @@ class TimedSteps:
                 yield from self.server.serve(job)
             except simpy.Interrupt:
                 self.rec.event(round=r, iteration=i, client=k, kind="server_step", t_start_s=start,
-                               duration_s=self.env.now - start, flops=job.done_flops, cut=True)
+                               duration_s=self.env.now - start, flops=job.done_flops, cut=True,
+                               energy_j=job.done_flops * self.server_j_per_flop, energy_of="server")
                 raise
             if self.server.slots.capacity == 1:
                 duration = step.flops / self.server.flops_per_s  # exact, as the timeout it waited
             else:
                 duration = self.env.now - start
-            return self._finish(r, k, i, "server_step", step, start, duration)
+            return self._finish(r, k, i, "server_step", step, start, duration, self.server_j_per_flop, "server")
 
-    def _finish(self, r: int, k: int, i: int, kind: str, step: Step, start: float, duration: float) -> StepCost:
+    def _finish(self, r: int, k: int, i: int, kind: str, step: Step, start: float, duration: float,
+                j_per_flop: float, energy_of: str) -> StepCost:
         wall = time.perf_counter()
         cost = step.run()
         wall = time.perf_counter() - wall
         self.rec.event(round=r, iteration=i, client=k, kind=kind, t_start_s=start, duration_s=duration,
-                       flops=cost.flops, loss=cost.loss, wall_s=wall)
+                       flops=cost.flops, loss=cost.loss, wall_s=wall, energy_j=cost.flops * j_per_flop,
+                       energy_of=energy_of)
         return cost
 
     def transfer(self, r: int, k: int, i: int, kind: str, nbytes: int, *, down: bool):
@@ -168,18 +183,45 @@ class TimedSteps:
         start = self.env.now
         tx = link.transfer(BITS_PER_BYTE * nbytes, start)
         power_w = radio.downlink_power_w if down else radio.uplink_power_w
+        radio_kw = dict(snr_db=tx.snr_db, n_subchannels=len(link.subchannels), power_w=power_w,
+                        distance_m=tx.distance_m, energy_of="base_station" if down else "device")
         try:
             yield self.env.timeout(tx.duration_s)
         except simpy.Interrupt:
             sent = int(link.bits_between(start, self.env.now) // BITS_PER_BYTE)
             elapsed = self.env.now - start
+            # Energy up to the cut; retransmissions in proportion to the air time used (their timing is not kept).
+            share = elapsed / tx.duration_s if tx.duration_s > 0 else 0.0
             self.rec.event(round=r, iteration=i, client=k, kind=kind, t_start_s=start, duration_s=elapsed,
                            nbytes=sent, rate_bps=BITS_PER_BYTE * sent / elapsed if elapsed > 0 else float("nan"),
-                           snr_db=tx.snr_db, n_subchannels=len(link.subchannels), power_w=power_w, cut=True)
+                           cut=True, energy_j=tx.energy_j * share, retransmissions=int(tx.retransmissions * share),
+                           **radio_kw)
             raise
         self.rec.event(round=r, iteration=i, client=k, kind=kind, t_start_s=start, duration_s=tx.duration_s,
                        nbytes=nbytes, rate_bps=tx.mean_rate_bps if nbytes else float("nan"),
-                       snr_db=tx.snr_db, n_subchannels=len(link.subchannels), power_w=power_w)
+                       energy_j=tx.energy_j, retransmissions=tx.retransmissions, **radio_kw)
+        return tx.duration_s
+
+    def multicast_share(self, r: int, k: int, nbytes: int, tx, receivers: int, *, first: bool):
+        """Client ``k``'s reception of the multicast ``tx`` (a ``channel.Transfer`` started now for
+        ``receivers`` clients): one ``broadcast`` row per receiver, each with its share of the energy;
+        the transfer's retransmissions are written on the ``first`` receiver's row only."""
+        start = self.env.now
+        kw = dict(snr_db=tx.snr_db, n_subchannels=len(self.multicast.subchannels),
+                  power_w=float(self.multicast.power_w.sum()), energy_of="base_station",
+                  distance_m=self.radios[k].downlink.distance_at_m(start))
+        try:
+            yield self.env.timeout(tx.duration_s)
+        except simpy.Interrupt:
+            elapsed = self.env.now - start
+            share = elapsed / tx.duration_s if tx.duration_s > 0 else 0.0
+            self.rec.event(round=r, client=k, kind="broadcast", t_start_s=start, duration_s=elapsed,
+                           nbytes=int(nbytes * share), rate_bps=tx.mean_rate_bps, cut=True,
+                           energy_j=tx.energy_j * share / receivers, **kw)
+            raise
+        self.rec.event(round=r, client=k, kind="broadcast", t_start_s=start, duration_s=tx.duration_s,
+                       nbytes=nbytes, rate_bps=tx.mean_rate_bps if nbytes else float("nan"),
+                       energy_j=tx.energy_j / receivers, retransmissions=tx.retransmissions if first else 0, **kw)
         return tx.duration_s
 
     def fed_server_step(self, r: int, step: Step, kind: str = "aggregate"):
@@ -187,4 +229,4 @@ class TimedSteps:
         start = self.env.now
         duration = step.flops / self.fed_server_flops_per_s
         yield self.env.timeout(duration)
-        return self._finish(r, -1, -1, kind, step, start, duration)
+        return self._finish(r, -1, -1, kind, step, start, duration, self.server_j_per_flop, "server")

@@ -27,6 +27,11 @@ EVENT_COLUMNS = {
     "cut": "bool",             # the event was cut short (deadline, over-selection, the device going offline):
                                # it ends at the cut, with the FLOPs done / bytes delivered by then, and its
                                # work never took effect
+    "energy_j": "float64",     # energy of the event: compute FLOPs x J/FLOP; a transfer (transmit + circuit
+                               # power) x duration (a multicast's split evenly over its receivers' rows)
+    "energy_of": "string",     # who spends it: device | server | base_station (empty: nobody, e.g. a queue)
+    "retransmissions": "int64",  # transport blocks sent again in a transfer (link.rate_model: mcs), else 0
+    "distance_m": "float64",   # the device's distance to the base station when a transfer starts (NaN otherwise)
 }
 
 ROUND_COLUMNS = {
@@ -74,6 +79,8 @@ CLIENT_COLUMNS = {
     "staleness": "float64",        # global versions between its base and the aggregation that took it (NaN: none)
     "weight": "float64",           # its weight in that aggregation (FedAvg's n_k / sum n; FedAsync alpha s(tau);
                                    # FedBuff lr s(tau) / M); NaN when it was not aggregated
+    "energy_j": "float64",         # the device's energy in the round: its compute and its uplink transmissions
+    "transmit_energy_j": "float64",  # the transmissions' part of energy_j
 }
 
 NAN = math.nan
@@ -94,13 +101,15 @@ class Recorder:
     def event(self, *, round: int, client: int, kind: str, t_start_s: float, duration_s: float,
               iteration: int = -1, flops: float = 0.0, nbytes: int = 0, rate_bps: float = NAN,
               snr_db: float = NAN, n_subchannels: int = 0, power_w: float = NAN, loss: float | None = None,
-              wall_s: float = 0.0, cut: bool = False) -> None:
+              wall_s: float = 0.0, cut: bool = False, energy_j: float = 0.0, energy_of: str = "",
+              retransmissions: int = 0, distance_m: float = NAN) -> None:
         self.event_rows.append({
             "run": self.run, "round": round, "iteration": iteration, "client": client, "kind": kind,
             "t_start_s": t_start_s, "t_end_s": t_start_s + duration_s, "duration_s": duration_s,
             "flops": float(flops), "bytes": int(nbytes), "rate_bps": rate_bps, "snr_db": snr_db,
             "n_subchannels": n_subchannels, "power_w": power_w,
-            "loss": NAN if loss is None else float(loss), "cut": cut,
+            "loss": NAN if loss is None else float(loss), "cut": cut, "energy_j": float(energy_j),
+            "energy_of": energy_of, "retransmissions": int(retransmissions), "distance_m": float(distance_m),
         })
         self.wall_s[kind] = self.wall_s.get(kind, 0.0) + wall_s
 
@@ -109,7 +118,22 @@ class Recorder:
 
     def client(self, **row) -> None:
         self.client_rows.append({"run": self.run, "sparsity": 0.0, "virtual_queue": NAN, "staleness": NAN,
-                                 "weight": NAN, **row})
+                                 "weight": NAN, "energy_j": NAN, "transmit_energy_j": NAN, **row})
+
+    def device_energy_j(self, client: int, t_start_s: float, t_end_s: float) -> tuple[float, float]:
+        """Client ``client``'s energy (total, transmit) in its events within ``[t_start_s, t_end_s]``, J.
+
+        Rows are appended when events end, so the scan stops at the first row that ended before ``t_start_s``.
+        """
+        total = transmit = 0.0
+        for row in reversed(self.event_rows):
+            if row["t_end_s"] < t_start_s:
+                break
+            if row["client"] == client and row["energy_of"] == "device" and row["t_start_s"] <= t_end_s:
+                total += row["energy_j"]
+                if row["n_subchannels"] > 0:  # a transmission (compute rows hold no subchannel)
+                    transmit += row["energy_j"]
+        return total, transmit
 
     def events(self) -> pd.DataFrame:
         return _frame(self.event_rows, EVENT_COLUMNS)

@@ -191,6 +191,28 @@ def busy_time(events: pd.DataFrame):
     return fig
 
 
+def energy_per_device(events: pd.DataFrame):
+    """Each device's energy over the run, compute and transmission stacked (J), from ``energy_j``."""
+    mine = events[events["energy_of"] == "device"]
+    part = np.where(mine["n_subchannels"] > 0, "transmission", "compute")
+    table = mine.assign(part=part).pivot_table(index="client", columns="part", values="energy_j", aggfunc="sum",
+                                               fill_value=0.0)
+    fig, ax = plt.subplots(figsize=(min(max(7.0, 1.5 + 0.6 * len(table)), 16.0), 5), layout="constrained")
+    x = np.arange(len(table))
+    bottom = np.zeros(len(table))
+    for part_name, color in (("compute", "#1f77b4"), ("transmission", "#ff7f0e")):
+        if part_name in table:
+            ax.bar(x, table[part_name].values, bottom=bottom, color=color, label=part_name, width=0.7)
+            bottom += table[part_name].values
+    step = max(1, -(-len(table) // 20))
+    ax.set_xticks(x[::step], [str(c) for c in table.index[::step]])
+    ax.set_xlabel("client")
+    ax.set_ylabel("energy over the run (J)")
+    ax.set_title("energy per device")
+    _legend_right(ax)
+    return fig
+
+
 def round_delay_cdf(events: pd.DataFrame, rounds: pd.DataFrame):
     """Empirical CDF of the per-client round delay (round start to the client's adapter upload done)."""
     delays = client_round_delay(events, rounds if len(rounds) else None)

@@ -150,6 +150,14 @@ def _run_report(src: Path, out: Path) -> str:
         out, "busy_time.png", plots.busy_time(events), "Busy time per client",
         "Seconds each client (and the federated server) spends in each kind of event, summed over the run; "
         "parallel work counts once per client, so bars can exceed the total time."))
+    if "energy_of" in events and (events["energy_of"] == "device").any():
+        e = summary.get("energy", {})
+        sections.append(_figure(
+            out, "energy_per_device.png", plots.energy_per_device(events), "Energy per device",
+            "Joules each device spends over the run: its compute (FLOPs x J/FLOP, `energy.*`) and its "
+            "transmissions ((transmit + circuit power) x air time, retransmissions included)"
+            + (f"; devices {e['devices_j']:.3g} J in all, servers {e['servers_j']:.3g} J, base station "
+               f"{e['base_station_j']:.3g} J." if e else ".")))
     sections.append(_figure(
         out, "round_delay_cdf.png", plots.round_delay_cdf(events, rounds), "Per-client round delay",
         "Empirical CDF over clients and rounds of the time from a round's start to the client's adapter "

@@ -131,3 +131,57 @@ def test_optimize_reports_energy_and_the_optimizer_honours_a_budget():
     p = capped["policies"]["optimizer"]
     assert max(p["energy_j_per_client"]) <= budget * (1 + 1e-9)
     assert p["total_delay_s"] >= free["policies"]["optimizer"]["total_delay_s"] * (1 - 1e-9)
+
+
+def _replay_run(tmp_path, *sets):
+    import json
+
+    import pandas as pd
+
+    from cosim.run import run_scenario
+    from cosim.scenario import load_scenario
+
+    sc = load_scenario("scenarios/quickstart.yaml", overrides=[
+        "workload.kind=replay", "workload.profile=experiments/fedsllm/smollm2_profile.json", "training.rounds=2",
+        "training.local_iterations=2", *sets])
+    out = tmp_path / "run"
+    run_scenario(sc, out)
+    summary = json.loads((out / "summary.json").read_text())
+    return sc, pd.read_parquet(out / "events.parquet"), pd.read_parquet(out / "clients.parquet"), summary
+
+
+def test_every_event_carries_its_energy_by_hand(tmp_path):
+    sc, ev, clients, summary = _replay_run(tmp_path, "energy.device_j_per_flop=[1e-11, 2e-11, 3e-11, 4e-11]",
+                                           "energy.device_circuit_power_w=0.05")
+    dev = ev[ev.kind.isin(["client_forward", "client_backward"])]
+    np.testing.assert_allclose(dev.energy_j, dev.flops * (dev.client + 1) * 1e-11, rtol=1e-12)
+    srv = ev[ev.kind == "server_step"]
+    np.testing.assert_allclose(srv.energy_j, srv.flops * 4e-12, rtol=1e-12)
+    up = ev[ev.kind.isin(["uplink", "adapter_upload"])]
+    np.testing.assert_allclose(up.energy_j, (up.power_w + 0.05) * up.duration_s, rtol=1e-12)
+    assert (up.energy_of == "device").all() and up.distance_m.notna().all()
+    down = ev[ev.kind.isin(["downlink", "broadcast"])]
+    np.testing.assert_allclose(down.energy_j, down.power_w * down.duration_s, rtol=1e-12)
+    assert (down.energy_of == "base_station").all()
+    # clients.parquet: each device's energy per round is its events' sum; summary.json: the totals.
+    mine = ev[ev.energy_of == "device"].groupby(["round", "client"]).energy_j.sum()
+    got = clients.set_index(["round", "client"]).energy_j
+    np.testing.assert_allclose(got.loc[mine.index], mine, rtol=1e-12)
+    np.testing.assert_allclose(clients.transmit_energy_j.sum(), up.energy_j.sum(), rtol=1e-12)
+    e = summary["energy"]
+    assert e["devices_j"] == pytest.approx(ev[ev.energy_of == "device"].energy_j.sum())
+    assert e["per_device_j"] == pytest.approx(list(ev[ev.energy_of == "device"].groupby("client").energy_j.sum()))
+    assert e["servers_j"] == pytest.approx(ev[ev.energy_of == "server"].energy_j.sum())
+    assert e["retransmissions"] == 0  # Shannon: no block errors
+
+
+def test_mcs_retransmissions_and_the_multicast_in_the_trace(tmp_path):
+    sc, ev, _, summary = _replay_run(tmp_path, "link.rate_model=mcs", "channel.broadcast=multicast",
+                                     "channel.pathloss_model=uma")
+    tx = ev[ev.kind.isin(["uplink", "downlink", "adapter_upload", "broadcast"])]
+    assert tx.retransmissions.sum() > 0 and summary["energy"]["retransmissions"] == tx.retransmissions.sum()
+    for _, b in ev[ev.kind == "broadcast"].groupby("round"):
+        assert b.duration_s.nunique() == 1 and b.t_start_s.nunique() == 1  # one transmission for all
+        assert b.n_subchannels.iloc[0] == 50
+        bs_w = 10 ** ((sc.channel.bs_power_dbm - 30) / 10)
+        assert b.energy_j.sum() == pytest.approx(bs_w * b.duration_s.iloc[0])

@@ -14,7 +14,8 @@ from cosim.errors import CosimError
 from results import write_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
-RUN_FIGURES = ["timeline.png", "loss_accuracy.png", "critical_path.png", "busy_time.png", "round_delay_cdf.png"]
+RUN_FIGURES = ["timeline.png", "loss_accuracy.png", "critical_path.png", "busy_time.png", "energy_per_device.png",
+               "round_delay_cdf.png"]
 
 
 def figures_in(index_md):
