@@ -162,11 +162,16 @@ def table(df: pd.DataFrame) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3, help="seeds per cell (default 3)")
+    parser.add_argument("--table-only", action="store_true", help="rewrite radio.md from radio.csv, run nothing")
     args = parser.parse_args(argv)
-    seeds = list(range(args.seeds))
-    df = run_all(seeds)
-    df.to_csv(HERE / "radio.csv", index=False)
-    notes = (HERE / "notes.md").read_text() if (HERE / "notes.md").exists() else ""
+    if args.table_only:
+        df = pd.read_csv(HERE / "radio.csv")
+        seeds = sorted(df.seed.unique())
+    else:
+        seeds = list(range(args.seeds))
+        df = run_all(seeds)
+        df.to_csv(HERE / "radio.csv", index=False)
+    notes = (HERE / "notes.md").read_text() if (HERE / "notes.md").exists() else ""  # written after reading the runs
     (HERE / "radio.md").write_text(HEADER.format(k=K, rounds=ROUNDS, n=len(seeds)) + table(df) + "\n" + notes)
     print(f"wrote {HERE / 'radio.csv'} and {HERE / 'radio.md'}")
     return 0
