@@ -33,6 +33,8 @@ __all__ = ["HarqOutcome", "mcs_transfer"]
 
 #: Fading blocks whose SINRs are fetched at once.
 _BATCH_BLOCKS = 64
+#: Refuse a transfer that delivered nothing over this many fading blocks in a row (a link below every MCS).
+STALL_BLOCKS = 10_000
 
 
 @dataclass(frozen=True)
@@ -82,8 +84,12 @@ def mcs_transfer(model: Mcs, rng: np.random.Generator, bits: float, t0_s: float,
     remaining, pos, sent, delivered = float(bits), 0, 0, 0
     mcs = eff = None
     first = first_mcs = b0
-    b = b0
+    b = stalled_since = b0
     while True:
+        if b - stalled_since >= STALL_BLOCKS:
+            raise TransferError(f"a transfer of {bits:g} bits delivered nothing over {STALL_BLOCKS} fading blocks "
+                                f"from t = {block_start_s(stalled_since):.6g} s: the link's SINR stays under what "
+                                f"the lowest MCS needs (check the power and the distance)")
         if b - b0 >= max_blocks:
             raise TransferError(f"a transfer of {bits:g} bits would span more than max_blocks(={max_blocks}) "
                                 f"fading blocks: check the allocation, the power and the distance")
@@ -119,4 +125,6 @@ def mcs_transfer(model: Mcs, rng: np.random.Generator, bits: float, t0_s: float,
             k = int(np.count_nonzero(started))
             pos, sent, delivered = pos + int(cum[k - 1]), sent + int(cum[k - 1]), delivered + int(got[k - 1])
             remaining -= int(got[k - 1]) * tbs_bits
+            if got[k - 1] > 0:
+                stalled_since = b + 1
         b += 1

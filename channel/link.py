@@ -32,7 +32,7 @@ from numpy.typing import ArrayLike
 from channel import _check
 from channel.errors import TransferError
 from channel.fading import BlockFading
-from channel.harq import mcs_transfer
+from channel.harq import STALL_BLOCKS, mcs_transfer
 from channel.linkmodel import RateModel
 from channel.rate import noise_power_w as _noise_power_w
 from channel.rate import shannon_rate_bps
@@ -271,6 +271,9 @@ class RadioLink:
                 duration_s = (fading.block_start_s(b_last) - t0_s) + tail_s
                 return self._finished(duration_s, d_bits, b_last - b0 + 1, snr0_db, where)
             delivered_bits = float(cum_bits[-1])
+            if delivered_bits == 0.0 and r0_bps == 0.0 and b + m - b0 > STALL_BLOCKS:
+                raise TransferError(f"a transfer of {d_bits:g} bits delivered nothing over {b + m - b0} fading "
+                                    f"blocks: the link's SNR stays under the rate model's minimum SINR")
             b, step = b + m, min(2 * step, 65536)
 
     def bits_between(self, t_start_s: float, t_end_s: float) -> float:

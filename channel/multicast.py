@@ -20,7 +20,7 @@ import numpy as np
 
 from channel import _check
 from channel.errors import TransferError
-from channel.harq import mcs_transfer
+from channel.harq import STALL_BLOCKS, mcs_transfer
 from channel.link import RadioLink
 from channel.transfer import Transfer
 
@@ -110,9 +110,9 @@ class MulticastLink:
                 elapsed_s += left / rate
                 return Transfer(elapsed_s, d_bits, d_bits / elapsed_s, b - b0 + 1, snr0_db,
                                 energy_j=energy_w * elapsed_s)
-            if static:
-                raise TransferError(f"a multicast of {d_bits:g} bits can never finish: the worst receiver's rate is 0 "
-                                 f"(SNR {snr0_db:.1f} dB)")
+            if static or (left == d_bits and b - b0 >= STALL_BLOCKS):
+                raise TransferError(f"a multicast of {d_bits:g} bits can never finish: the worst receiver's rate "
+                                    f"stays 0 (SNR {snr0_db:.1f} dB)")
             left -= rate * span_s
             elapsed_s += span_s
             t, b = end_s, b + 1

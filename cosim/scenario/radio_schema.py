@@ -79,7 +79,8 @@ class Channel:
 class Link:
     rate_model: Literal["shannon", "shannon_capped", "mcs"] = setting(
         "shannon", doc="'shannon': B log2(1 + SINR); 'shannon_capped': TR 36.942 A.2, 0 below capped_min_sinr_db, "
-                       "else min(capped_fraction log2(1 + SINR), capped_max_se) per Hz; 'mcs': TS 38.214 MCS table with "
+                       "else min(capped_fraction log2(1 + SINR), capped_max_se) per Hz; 'mcs': TS 38.214 MCS table "
+                       "with "
                        "SINR thresholds (5G-LENA curves), block errors and HARQ")
     capped_fraction: float = setting(0.6, doc="alpha, the fraction of Shannon (TR 36.942 Table A.2.1 downlink; "
                                               "uplink: 0.4)", gt=0, le=1)

@@ -125,3 +125,14 @@ def test_mcs_transfer_under_fading_is_reproducible_and_uses_the_error_stream():
     assert [x.retransmissions for x in a] != [x.retransmissions for x in c] or \
         [x.duration_s for x in a] != [x.duration_s for x in c]
     assert all(x.n_blocks > 1 for x in a)
+
+
+def test_a_link_under_every_threshold_is_refused_under_fading_too():
+    from channel import TransferError
+
+    for model in (Mcs(), CappedShannon()):
+        fading = BlockFading(np.random.default_rng(5), 2, block_s=0.002, rho=0.0)
+        link = RadioLink(subchannels=[0, 1], power_w=1e-6, bandwidth_hz=180e3, large_scale_gain_lin=1e-12,
+                         fading=fading, noise_power_w=1e-13, rate_model=model, error_rng=np.random.default_rng(1))
+        with pytest.raises(TransferError, match="delivered nothing"):
+            link.transfer(1e5, 0.0)

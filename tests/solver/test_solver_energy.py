@@ -20,7 +20,8 @@ def _energy_by_hand(problem, sol):
     out = []
     for k in range(problem.num_clients):
         rate = sum(problem.bandwidth_hz[n] * np.log2(1 + sol.power_w[k, n] * problem.gain_lin[k, n]
-                                                     / problem.noise_power_w[n]) for n in range(problem.num_subchannels))
+                                                     / problem.noise_power_w[n])
+                   for n in range(problem.num_subchannels))
         bits = 8 * (iters * costs.activation_bytes[c] + costs.client_adapter_bytes[c, r])
         flops = iters * (costs.client_forward_flops[c, r] + costs.client_backward_flops[c, r])
         out.append(flops * problem.device_j_per_flop[k]
