@@ -180,7 +180,7 @@ class RadioLink:
 
     def sinr_lin(self, first: int, stop: int) -> np.ndarray:
         """SNR of each listed subchannel in blocks ``first <= b < stop``, linear, shape ``(stop - first, n)``."""
-        gains = self.fading.power_gains(first, stop)[:, self.subchannels]
+        gains = self.fading.power_gains(first, stop, self.subchannels)
         if self.large_scale is None:
             return self.mean_snr_lin * gains
         return self._snr_per_gain * self.large_scale.gains_lin(first, stop)[:, None] * gains
@@ -302,7 +302,10 @@ class RadioLink:
 
     def _rates(self, first: int, stop: int) -> np.ndarray:
         """Error-free rates in bit/s, shape ``(stop - first, n)``."""
-        sinr = self.sinr_lin(first, stop)
+        return self.rates_from_sinr(self.sinr_lin(first, stop))
+
+    def rates_from_sinr(self, sinr: np.ndarray) -> np.ndarray:
+        """Error-free rates in bit/s of each listed subchannel at SINRs ``sinr`` (linear, shape ``(blocks, n)``)."""
         if self.rate_model is None:
             return shannon_rate_bps(self.bandwidth_hz, sinr)
         if self.rate_model.random:  # the rate of the block's MCS, spread over the subchannels by bandwidth

@@ -32,7 +32,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from channel import _check
-from channel.fading import BlockFading, rayleigh_gauss_markov
+from channel.fading import BlockFading
 
 __all__ = ["TDL_PROFILES", "tdl_taps", "rms_delay_spread_s", "frequency_correlation", "subchannel_frequencies_hz",
            "TdlFading"]
@@ -135,11 +135,13 @@ class TdlFading(BlockFading):
         else:
             self._los_row = np.zeros(self.n_subchannels, dtype=complex)
             self._steering = steering
+        self._taps = np.arange(self._steering.shape[0])
 
     @property
     def is_static(self) -> bool:
         return self.rho == 1.0
 
-    def _draw(self, stream: np.random.Generator, prev: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        taps = rayleigh_gauss_markov(stream, self.CHUNK_BLOCKS, self._steering.shape[0], self.rho, h_prev=prev)
-        return taps @ self._steering + self._los_row, taps[-1].copy()
+    def _chunk(self, c: int, cols: np.ndarray) -> np.ndarray:
+        # The Gauss-Markov processes are the Rayleigh taps (all of them), summed at the subchannels asked for.
+        taps = self._processes.chunk(c, self._taps)
+        return taps @ self._steering[:, cols] + self._los_row[cols]

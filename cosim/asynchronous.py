@@ -69,6 +69,7 @@ class AsyncFederation(Federation):
         self._draws = 0
         self._chains: dict = {}   # client -> its chain's process (cut when the run ends)
         self._buffer: list[tuple] = []
+        self._keys = 0
 
     def _training(self):
         env, sim = self.env, self.sim
@@ -76,7 +77,7 @@ class AsyncFederation(Federation):
         self.plan = self.strategy.plan(0, env.now, list(k_all))
         self.arrivals = simpy.Store(env)
         self.finished = env.event()
-        self._mark = (env.now, len(sim.rec.event_rows), len(sim.rec.client_rows))
+        self._mark = (env.now, sim.rec.mark())
         env.process(self._server())
         if self.time_budget_s is not None:
             env.process(self._budget())
@@ -124,7 +125,7 @@ class AsyncFederation(Federation):
         """One update of client ``k``: newest global adapter, local work, upload; the server takes it."""
         env = self.env
         base = self.version
-        work = ClientWork(client=k, t_start_s=env.now)
+        work = self.work(k)
         self.workload.begin(k)
         chain = self._chains[k] = self.sim.client_process(k, self._async_chain(base, k, work))
         outcome = yield chain
@@ -169,7 +170,8 @@ class AsyncFederation(Federation):
                 self._client_row(base, work, self.plan, outcome, False, base_version=base, staleness=tau,
                                  status="stale")
             else:
-                key = len(self.sim.rec.client_rows) + len(buffer)  # unique per update
+                self._keys += 1
+                key = self._keys  # unique per update
                 self.workload.buffer(k, key)
                 buffer.append((key, k, base, work, outcome, tau))
                 if len(buffer) >= self.buffer_size:
@@ -185,12 +187,12 @@ class AsyncFederation(Federation):
 
     def _new_version(self, nbytes: int, staleness: list[float]) -> None:
         """A server update happened: the version moves on, the interval since the last one is a row."""
-        t0, first_event, first_client = self._mark
+        t0, mark = self._mark
         r = self.version
         self.version += 1
         self.global_nbytes = nbytes
-        self.close(r, t0, first_event, first_client, self.plan, clients=len(staleness), included=len(staleness),
+        self.close(r, t0, mark, self.plan, clients=len(staleness), included=len(staleness),
                    closed_by=self.mode, mean_staleness=sum(staleness) / len(staleness))
-        self._mark = (self.env.now, len(self.sim.rec.event_rows), len(self.sim.rec.client_rows))
+        self._mark = (self.env.now, self.sim.rec.mark())
         if self.version >= self.rounds and not self.finished.triggered:
             self.finished.succeed()

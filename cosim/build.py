@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from . import fastreplay
 from .asynchronous import AsyncFederation
 from .availability import Availability, read_availability_file
 from .devices import client_flops_per_s
@@ -42,8 +43,12 @@ def build_participation(sc: Scenario, radios: list) -> Participation:
 
 
 def build_federation(sc: Scenario, sim: TimedSteps, strategy: Strategy, *,
-                     on_round: Callable[[int, float], None] | None = None) -> Federation:
-    """The loop of rounds (or the asynchronous server) that drives ``strategy`` on ``sim``."""
+                     on_round: Callable[[int, float], None] | None = None, fast_replay: bool = True) -> Federation:
+    """The loop of rounds (or the asynchronous server) that drives ``strategy`` on ``sim``.
+
+    ``fast_replay``: compute a replay's rounds in one go where nothing outside a round can observe its
+    inside (:mod:`cosim.fastreplay`); False keeps one SimPy event per step (the same events).
+    """
     every, rounds = sc.training.eval_every, sc.training.rounds
     a = sc.aggregation
     common = dict(sim=sim, strategy=strategy, participation=build_participation(sc, sim.radios), rounds=rounds,
@@ -53,11 +58,14 @@ def build_federation(sc: Scenario, sim: TimedSteps, strategy: Strategy, *,
         return AsyncFederation(alpha=a.alpha, exponent=a.staleness_exponent, buffer_size=a.buffer_size,
                                max_staleness=a.max_staleness, server_lr=a.server_lr, time_budget_s=a.time_budget_s,
                                seed=sc.seed, **common)
-    return Federation(deadline_s=a.deadline_s, **common)
+    fed = Federation(deadline_s=a.deadline_s, **common)
+    if fast_replay and fastreplay.applies(sc, sim.workload):
+        fed.fast = fastreplay.FastReplay(fed)
+    return fed
 
 
 def build_simulation(sc: Scenario, workload, *, radios: list | None = None, recorder: Recorder | None = None,
-                     on_round: Callable[[int, float], None] | None = None) -> Federation:
+                     on_round: Callable[[int, float], None] | None = None, fast_replay: bool = True) -> Federation:
     """The whole simulation of ``sc`` driving ``workload``: strategy, clock, rounds. ``run()`` it.
 
     ``radios``: the clients' radios (default: built from the scenario); ``recorder``: where the rows
@@ -73,7 +81,7 @@ def build_simulation(sc: Scenario, workload, *, radios: list | None = None, reco
                      server_j_per_flop=server_j_per_flop(sc),
                      multicast=multicast_link(sc, radios) if sc.channel.broadcast == "multicast" else None)
     strategy.attach(sim)
-    return build_federation(sc, sim, strategy, on_round=on_round)
+    return build_federation(sc, sim, strategy, on_round=on_round, fast_replay=fast_replay)
 
 
 def learning_modelled(sc: Scenario) -> bool:

@@ -52,3 +52,4 @@ class ClientWork:
     adapter_bytes: int = 0
     adapter_upload_s: float = 0.0
     sparsity: float = 0.0
+    energy_mark: tuple = (0.0, 0.0)  # the recorder's reading of the device's energy when it started

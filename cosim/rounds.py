@@ -68,6 +68,7 @@ class Federation:
         self.held = [0] * n              # the version each client holds
         self.global_nbytes = 0           # bytes of the global adapter (known after the first aggregation)
         self.stopped: str | None = None  # why the run ended before its rounds, if it did
+        self.fast = None  # a cosim.fastreplay.FastReplay where rounds can be computed in one go
 
     @property
     def env(self):
@@ -107,9 +108,13 @@ class Federation:
         plan = self.strategy.plan(r, t0, selected)
         for k, radio in zip(plan.clients or selected, plan.radios):
             sim.radios[k] = radio
-        first_event, first_client = len(sim.rec.event_rows), len(sim.rec.client_rows)
-        works = {k: ClientWork(client=k, t_start_s=t0) for k in selected}
-        if self.strategy.sequential:
+        mark = sim.rec.mark()
+        works = {k: self.work(k) for k in selected}
+        if self.fast is not None:
+            done, nbytes = yield from self.fast.round(r, plan, selected, works)
+            outcomes = {k: Outcome(status="done", t_end_s=done[k]) for k in selected}
+            included, closed_by = list(selected), "barrier"
+        elif self.strategy.sequential:
             outcomes = yield from self._turns(r, selected, works, plan)
             included, closed_by = [k for k in selected if outcomes[k].ok], "barrier"
         else:
@@ -125,11 +130,20 @@ class Federation:
         for k in selected:
             self._client_row(r, works[k], plan, outcomes[k], k in weights,
                              weight=weights[k] / total if k in weights else NAN)
-        if not self.strategy.sequential:
+        if self.fast is not None:  # aggregated and broadcast in the same go
+            self.version += 1
+            self.global_nbytes = nbytes
+            for k in selected:
+                self.held[k] = self.version
+        elif not self.strategy.sequential:
             yield from self._aggregate_and_broadcast(r, weights, selected)
         queue = self.strategy.observe(self.env.now - t0)
-        self.close(r, t0, first_event, first_client, plan, clients=len(selected), included=len(included),
-                   closed_by=closed_by, virtual_queue=queue)
+        self.close(r, t0, mark, plan, clients=len(selected), included=len(included), closed_by=closed_by,
+                   virtual_queue=queue)
+
+    def work(self, k: int) -> ClientWork:
+        """A record of client ``k``'s work starting now."""
+        return ClientWork(client=k, t_start_s=self.env.now, energy_mark=self.sim.rec.device_energy_j(k))
 
     def _chain(self, r: int, k: int, work: ClientWork, plan: RoundPlan):
         """Client ``k``'s round: catch up on the global adapter, local work, adapter upload."""
@@ -194,7 +208,8 @@ class Federation:
         n_sub = len(radio.subchannels)
         if status is None:
             status = "aggregated" if included else ("late" if outcome.ok else outcome.status)
-        energy_j, transmit_j = self.sim.rec.device_energy_j(k, work.t_start_s, outcome.t_end_s)
+        total_j, transmit_j = self.sim.rec.device_energy_j(k)
+        energy_j, transmit_j = total_j - work.energy_mark[0], transmit_j - work.energy_mark[1]
         self.sim.rec.client(
             round=r, client=k, status=status, latency_s=outcome.t_end_s - work.t_start_s, compute_s=work.compute_s,
             adapter_upload_s=work.adapter_upload_s, uplink_bytes=work.uplink_bytes,
@@ -203,20 +218,19 @@ class Federation:
             base_version=self.version if base_version is None else base_version, staleness=staleness,
             weight=weight, energy_j=energy_j, transmit_energy_j=transmit_j)
 
-    def close(self, r: int, t0: float, first_event: int, first_client: int, plan: RoundPlan | None, **extra):
-        """Evaluate if asked, then write the round's row (and call the progress callback)."""
+    def close(self, r: int, t0: float, mark, plan: RoundPlan | None, **extra):
+        """Evaluate if asked, then write the round's row (and call the progress callback).
+
+        ``mark``: the recorder's :class:`cosim.trace.Mark` at the round's start.
+        """
         sim = self.sim
-        rows = sim.rec.event_rows[first_event:]
-        losses = [e["loss"] for e in rows if e["kind"] == self.strategy.loss_kind and not e["cut"]]
-        sent = sim.rec.client_rows[first_client:]
+        totals = sim.rec.since(mark, self.strategy.loss_kind)
+        sent = [c for c in sim.rec.client_rows[mark.n_clients:] if c["adapter_bytes"] > 0]
         ev = self.workload.evaluate() if self.evaluate_after(r) else None
         if ev is not None:
             self.evaluations[r] = ev
         sim.rec.round(
-            round=r, t_start_s=t0, t_end_s=self.env.now, duration_s=self.env.now - t0,
-            train_loss=sum(losses) / len(losses) if losses else NAN,
-            uplink_bytes=sum(e["bytes"] for e in rows if e["kind"] in ("uplink", "adapter_upload")),
-            downlink_bytes=sum(e["bytes"] for e in rows if e["kind"] in ("downlink", "broadcast", "model_download")),
+            round=r, t_start_s=t0, t_end_s=self.env.now, duration_s=self.env.now - t0, **totals,
             accuracy=ev.accuracy if ev else NAN, eval_loss=ev.loss if ev else NAN, version=self.version,
             predicted_s=plan.predicted_s if plan else NAN, cut=plan.cut if plan else None,
             rank=plan.rank if plan else getattr(self.workload, "rank", None),

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 # Column -> pandas dtype of events.parquet. README "Output files" documents each one.
@@ -85,33 +86,115 @@ CLIENT_COLUMNS = {
 
 NAN = math.nan
 
+# The event columns a row tuple holds, in order ("run" is the same for every row).
+EVENT_FIELDS = tuple(c for c in EVENT_COLUMNS if c != "run")
+# Kinds whose bytes cross the radio towards the base station / towards the devices.
+UPLINK_KINDS = frozenset({"uplink", "adapter_upload"})
+DOWNLINK_KINDS = frozenset({"downlink", "broadcast", "model_download"})
 
-@dataclass
+
+@dataclass(frozen=True)
+class Mark:
+    """Where the recorder stood at a moment: rows so far and the running totals (see :meth:`Recorder.since`)."""
+
+    n_events: int
+    n_clients: int
+    uplink_bytes: int
+    downlink_bytes: int
+    losses: dict
+
+
 class Recorder:
-    """Collects rows as the simulation runs; ``events()`` / ``rounds()`` give typed DataFrames."""
+    """Collects rows as the simulation runs; ``events()`` / ``rounds()`` / ``clients()`` give typed DataFrames.
 
-    run: str
-    event_rows: list[dict] = field(default_factory=list)
-    round_rows: list[dict] = field(default_factory=list)
-    client_rows: list[dict] = field(default_factory=list)
-    # Wall-clock seconds of the real work per event kind. Kept out of the events table,
-    # which must be identical run to run.
-    wall_s: dict[str, float] = field(default_factory=dict)
+    Event rows are kept as tuples (``EVENT_FIELDS`` order) or, from a vectorised replay, as blocks of
+    columns (:meth:`add_events`); running totals (bytes per direction, losses per kind, each device's
+    energy) are kept as rows arrive, so a round's figures never scan the trace.
+    """
+
+    def __init__(self, run: str):
+        self.run = run
+        self._segments: list = [[]]      # lists of row tuples and dicts of column arrays, in order
+        self._n_events = 0
+        self.round_rows: list[dict] = []
+        self.client_rows: list[dict] = []
+        # Wall-clock seconds of the real work per event kind. Kept out of the events table,
+        # which must be identical run to run.
+        self.wall_s: dict[str, float] = {}
+        self._uplink_bytes = 0
+        self._downlink_bytes = 0
+        self._losses: dict[str, list] = {}        # kind -> [sum, count] of completed steps' losses
+        self._energy: dict[int, list] = {}        # device -> [energy, transmit energy], J
+
+    @property
+    def n_events(self) -> int:
+        return self._n_events
 
     def event(self, *, round: int, client: int, kind: str, t_start_s: float, duration_s: float,
               iteration: int = -1, flops: float = 0.0, nbytes: int = 0, rate_bps: float = NAN,
               snr_db: float = NAN, n_subchannels: int = 0, power_w: float = NAN, loss: float | None = None,
               wall_s: float = 0.0, cut: bool = False, energy_j: float = 0.0, energy_of: str = "",
               retransmissions: int = 0, distance_m: float = NAN) -> None:
-        self.event_rows.append({
-            "run": self.run, "round": round, "iteration": iteration, "client": client, "kind": kind,
-            "t_start_s": t_start_s, "t_end_s": t_start_s + duration_s, "duration_s": duration_s,
-            "flops": float(flops), "bytes": int(nbytes), "rate_bps": rate_bps, "snr_db": snr_db,
-            "n_subchannels": n_subchannels, "power_w": power_w,
-            "loss": NAN if loss is None else float(loss), "cut": cut, "energy_j": float(energy_j),
-            "energy_of": energy_of, "retransmissions": int(retransmissions), "distance_m": float(distance_m),
-        })
-        self.wall_s[kind] = self.wall_s.get(kind, 0.0) + wall_s
+        nbytes = int(nbytes)
+        self._segments[-1].append((
+            round, iteration, client, kind, t_start_s, t_start_s + duration_s, duration_s, float(flops), nbytes,
+            rate_bps, snr_db, n_subchannels, power_w, NAN if loss is None else float(loss), cut,
+            float(energy_j), energy_of, int(retransmissions), float(distance_m)))
+        self._n_events += 1
+        if wall_s:
+            self.wall_s[kind] = self.wall_s.get(kind, 0.0) + wall_s
+        if kind in UPLINK_KINDS:
+            self._uplink_bytes += nbytes
+        elif kind in DOWNLINK_KINDS:
+            self._downlink_bytes += nbytes
+        if loss is not None and not cut:
+            acc = self._losses.setdefault(kind, [0.0, 0])
+            acc[0] += float(loss)
+            acc[1] += 1
+        if energy_of == "device" and energy_j:
+            acc = self._energy.setdefault(client, [0.0, 0.0])
+            acc[0] += energy_j
+            if n_subchannels > 0:  # a transmission (compute rows hold no subchannel)
+                acc[1] += energy_j
+
+    def add_events(self, columns: dict) -> None:
+        """A block of event rows as columns (arrays or scalars broadcast to the block's length), in order."""
+        block = {c: columns[c] for c in EVENT_FIELDS}
+        n = _len(block)
+        self._segments.extend([block, []])
+        self._n_events += n
+        kinds, nbytes = _column(block["kind"], n), _column(block["bytes"], n)
+        self._uplink_bytes += int(nbytes[np.isin(kinds, list(UPLINK_KINDS))].sum())
+        self._downlink_bytes += int(nbytes[np.isin(kinds, list(DOWNLINK_KINDS))].sum())
+        device = _column(block["energy_of"], n) == "device"
+        if device.any():
+            clients = _column(block["client"], n)[device]
+            energy = _column(block["energy_j"], n)[device]
+            transmit = energy * (_column(block["n_subchannels"], n)[device] > 0)
+            ids, where = np.unique(clients, return_inverse=True)
+            for k, e, tx in zip(ids.tolist(), np.bincount(where, energy).tolist(),
+                                np.bincount(where, transmit).tolist()):
+                acc = self._energy.setdefault(k, [0.0, 0.0])
+                acc[0] += e
+                acc[1] += tx
+
+    def mark(self) -> Mark:
+        return Mark(self._n_events, len(self.client_rows), self._uplink_bytes, self._downlink_bytes,
+                    {k: tuple(v) for k, v in self._losses.items()})
+
+    def since(self, mark: Mark, loss_kind: str) -> dict:
+        """Uplink and downlink bytes, and the mean loss of completed ``loss_kind`` steps, since ``mark``."""
+        now = self._losses.get(loss_kind, (0.0, 0))
+        then = mark.losses.get(loss_kind, (0.0, 0))
+        n = now[1] - then[1]
+        return {"uplink_bytes": self._uplink_bytes - mark.uplink_bytes,
+                "downlink_bytes": self._downlink_bytes - mark.downlink_bytes,
+                "train_loss": (now[0] - then[0]) / n if n else NAN}
+
+    def device_energy_j(self, client: int) -> tuple[float, float]:
+        """Client ``client``'s energy so far (total, transmit), J: the difference of two readings is an interval's."""
+        acc = self._energy.get(client)
+        return (acc[0], acc[1]) if acc else (0.0, 0.0)
 
     def round(self, **row) -> None:
         self.round_rows.append({"run": self.run, "sparsity": 0.0, "virtual_queue": NAN, "mean_staleness": NAN, **row})
@@ -120,29 +203,33 @@ class Recorder:
         self.client_rows.append({"run": self.run, "sparsity": 0.0, "virtual_queue": NAN, "staleness": NAN,
                                  "weight": NAN, "energy_j": NAN, "transmit_energy_j": NAN, **row})
 
-    def device_energy_j(self, client: int, t_start_s: float, t_end_s: float) -> tuple[float, float]:
-        """Client ``client``'s energy (total, transmit) in its events within ``[t_start_s, t_end_s]``, J.
-
-        Rows are appended when events end, so the scan stops at the first row that ended before ``t_start_s``.
-        """
-        total = transmit = 0.0
-        for row in reversed(self.event_rows):
-            if row["t_end_s"] < t_start_s:
-                break
-            if row["client"] == client and row["energy_of"] == "device" and row["t_start_s"] <= t_end_s:
-                total += row["energy_j"]
-                if row["n_subchannels"] > 0:  # a transmission (compute rows hold no subchannel)
-                    transmit += row["energy_j"]
-        return total, transmit
-
     def events(self) -> pd.DataFrame:
-        return _frame(self.event_rows, EVENT_COLUMNS)
+        frames = []
+        for seg in self._segments:
+            if isinstance(seg, dict):
+                frames.append(pd.DataFrame({c: _column(seg[c], _len(seg)) for c in EVENT_FIELDS}))
+            elif seg:
+                frames.append(pd.DataFrame.from_records(seg, columns=EVENT_FIELDS))
+        df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=EVENT_FIELDS)
+        df.insert(0, "run", self.run)
+        return df.astype(EVENT_COLUMNS)
 
     def rounds(self) -> pd.DataFrame:
         return _frame(self.round_rows, ROUND_COLUMNS)
 
     def clients(self) -> pd.DataFrame:
         return _frame(self.client_rows, CLIENT_COLUMNS)
+
+
+def _len(block: dict) -> int:
+    return max(len(v) for v in block.values() if hasattr(v, "__len__") and not isinstance(v, str))
+
+
+def _column(value, n: int) -> np.ndarray:
+    """``value`` as an array of length ``n`` (a scalar is repeated)."""
+    if hasattr(value, "__len__") and not isinstance(value, str):
+        return np.asarray(value)
+    return np.full(n, value, dtype=object if isinstance(value, str) else None)
 
 
 def _frame(rows: list[dict], columns: dict[str, str]) -> pd.DataFrame:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 # Kinds whose bytes cross the radio towards the base station / towards the devices.
@@ -46,21 +47,27 @@ def critical_path(events: pd.DataFrame, *, rel_tol: float = 1e-9, start_s: float
     ev = events.reset_index(drop=True)
     if ev.empty:
         return ev
-    total = float(ev["t_end_s"].max())
+    ends = ev["t_end_s"].to_numpy(dtype=float)
+    starts = ev["t_start_s"].to_numpy(dtype=float)
+    clients = ev["client"].to_numpy()
+    total = float(ends.max())
     tol = rel_tol * max(total, 1.0)
-    ends = ev["t_end_s"].to_numpy()
-    current = int(ev["t_end_s"].idxmax())
-    path = [current]
-    while ev.at[current, "t_start_s"] - start_s > tol:
-        t0 = ev.at[current, "t_start_s"]
-        candidates = ev.index[(abs(ends - t0) <= tol) & (ev.index != current)]
-        candidates = [c for c in candidates if c not in path]
+    by_end = np.argsort(ends, kind="stable")   # events that end at a time: a binary search, not a scan
+    sorted_ends = ends[by_end]
+    current = int(np.argmax(ends))
+    path, on_path = [current], {current}
+    while starts[current] - start_s > tol:
+        t0 = starts[current]
+        lo, hi = np.searchsorted(sorted_ends, [t0 - tol, t0 + tol], side="left")[0], \
+            np.searchsorted(sorted_ends, t0 + tol, side="right")
+        candidates = sorted(int(c) for c in by_end[lo:hi] if int(c) not in on_path)
         if not candidates:
             raise ValueError(f"critical path breaks at event {events.index[current]} "
                              f"({ev.at[current, 'kind']} starting at {float(t0)!r} s): nothing ends then")
-        same = [c for c in candidates if ev.at[c, "client"] == ev.at[current, "client"]]
+        same = [c for c in candidates if clients[c] == clients[current]]
         current = (same or candidates)[-1]
         path.append(current)
+        on_path.add(current)
     return ev.loc[path[::-1]]
 
 

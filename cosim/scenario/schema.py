@@ -289,10 +289,10 @@ class Scenario:
             problems.append(f"clients.count: expected at most channel.n_subchannels={self.channel.n_subchannels} "
                             f"clients, one subchannel each at least (got {k})")
         st = self.strategy
-        if st.name != "split" and self.allocation.policy != "equal":
+        if st.name not in ("split", "sfl_v2") and self.allocation.policy != "equal":
             problems.append(f"allocation.policy: expected 'equal' with strategy.name={st.name!r} (the joint "
-                            f"optimizer decides split learning's resources; tsfa decides its own) "
-                            f"(got {self.allocation.policy!r})")
+                            f"optimizer decides the resources of parallel split learning, split and sfl_v2; tsfa "
+                            f"decides its own) (got {self.allocation.policy!r})")
         t = self.tsfa
         if st.name == "tsfa":
             if t.latency_budget_s is None:

@@ -138,3 +138,18 @@ def test_constructor_checks():
         BlockFading(rng, 4, block_s=0.1, rho=-1.2)
     with pytest.raises(ValueError, match="n_subchannels"):
         BlockFading(rng, 2.5, block_s=0.1, rho=0.5)
+
+
+def test_a_chunk_is_the_same_whether_drawn_alone_or_caught_up_with_others():
+    size = BlockFading.CHUNK_BLOCKS
+    one_by_one = BlockFading(np.random.default_rng(9), 5, block_s=0.01, rho=0.6)
+    at_once = BlockFading(np.random.default_rng(9), 5, block_s=0.01, rho=0.6)
+    steps = [one_by_one.power_gain(c * size + 3, [1, 4]) for c in range(7)]
+    jump = at_once.power_gain(6 * size + 3, [1, 4])            # chunks 0..5 caught up in one draw
+    np.testing.assert_array_equal(jump, steps[-1])
+    np.testing.assert_array_equal(at_once.power_gains(2 * size, 3 * size, [4]),
+                                  one_by_one.power_gains(2 * size, 3 * size, [4]))
+    # a subchannel asked for late gets the values it would have had from the start
+    late = BlockFading(np.random.default_rng(9), 5, block_s=0.01, rho=0.6)
+    late.power_gain(3, [1])
+    np.testing.assert_array_equal(late.power_gain(6 * size + 3, [4]), steps[-1][1:])

@@ -1,0 +1,237 @@
+"""Replay rounds computed in one go, for thousands of clients.
+
+A replay does no work at the end of its events, so when no process outside a
+round can observe what happens inside it, the round is a function of its
+start: every client's chain of steps is fixed by the cost table and its links,
+and the chains meet only in the main server's FIFO queue. Then
+(:func:`applies`) the round is computed here with one heap of server
+arrivals instead of one SimPy event per step, the transfers' ends come from
+each link's running total of bits (:class:`channel.timeline.LinkTimeline`),
+the rows go to the recorder as blocks of columns, and the clock takes one
+timeout per round. The events are those the SimPy processes give, to the
+rounding of a transfer's integral (tests/cosim/test_fast_replay.py compares
+them row for row). The conditions: the replay workload; split learning
+(``split``, ``sfl_v2``); ``aggregation.mode: barrier`` with every client taking
+part and always online; one main-server slot; a deterministic rate (not the
+``mcs`` model's block errors) on links without mobility; a unicast broadcast.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+import numpy as np
+
+from channel.timeline import LinkTimeline
+
+from .scenario import Scenario
+
+NAN = float("nan")
+BITS_PER_BYTE = 8
+
+
+def applies(sc: Scenario, workload) -> bool:
+    """Whether rounds of ``sc`` driving ``workload`` can be computed in one go (module docstring)."""
+    from .workloads.replay import ReplayWorkload
+
+    ch = sc.channel
+    return (isinstance(workload, ReplayWorkload) and sc.strategy.name in ("split", "sfl_v2")
+            and sc.aggregation.mode == "barrier" and sc.participation.fraction == 1.0
+            and sc.availability.model == "always" and sc.compute.server_slots == 1
+            and sc.link.rate_model != "mcs" and sc.mobility.model == "none" and ch.broadcast == "unicast")
+
+
+class FastReplay:
+    """Computes the rounds of a :class:`cosim.rounds.Federation` in one go (module docstring)."""
+
+    def __init__(self, federation):
+        self.fed = federation
+        self.sim = federation.sim
+        self._timelines: dict[int, LinkTimeline] = {}
+
+    def _timeline(self, link, t_s: float) -> LinkTimeline:
+        tl = self._timelines.get(id(link))
+        if tl is None or tl.link is not link:
+            tl = self._timelines[id(link)] = LinkTimeline(link, start_s=t_s)
+        else:
+            tl.forget_before(t_s)
+        return tl
+
+    def round(self, r: int, plan, selected: list[int], works: dict):
+        """Process body: round ``r``'s clients, aggregation and broadcast; returns (each client's end, broadcast
+        bytes). Fills ``works`` as the SimPy processes would."""
+        sim, wl = self.sim, self.fed.workload
+        t0 = sim.env.now
+        n_iter = self.fed.strategy.sc.training.local_iterations
+        fwd, srv, bwd = wl.client_forward(0), wl.server_step(0), wl.client_backward(0)
+        act_bytes, grad_bytes = fwd.run().nbytes, srv.run().nbytes
+        adapter_bytes = wl.adapter_upload(0).nbytes
+        srv_s = srv.flops / sim.server.flops_per_s
+        ks = list(selected)
+        up = [self._timeline(sim.radios[k].uplink, t0) for k in ks]
+        down = [self._timeline(sim.radios[k].downlink, t0) for k in ks]
+        fwd_s = [fwd.flops / sim.client_flops_per_s[k] for k in ks]
+        bwd_s = [bwd.flops / sim.client_flops_per_s[k] for k in ks]
+        steps = _serve(t0, n_iter, srv_s, fwd_s, bwd_s, [_durations(tl, 8 * act_bytes) for tl in up],
+                       [_durations(tl, 8 * grad_bytes) for tl in down])
+        rows = steps.rows(r, ks, sim, fwd, srv, bwd, act_bytes, grad_bytes, up, down)
+        done, uploads = {}, []
+        compute_s = steps.compute_s().tolist()
+        for j, k in enumerate(ks):
+            t = steps.upload_start[j]
+            d = up[j].duration_s(BITS_PER_BYTE * adapter_bytes, t)
+            done[k] = t + d
+            uploads.append(d)
+            w = works[k]
+            w.compute_s = compute_s[j]
+            w.uplink_bytes = n_iter * act_bytes + adapter_bytes
+            w.adapter_bytes, w.adapter_upload_s = adapter_bytes, d
+        rows.append(_transfers(r, ks, "adapter_upload", steps.upload_start, uploads, adapter_bytes, up, sim,
+                               down=False))
+        barrier = max(done.values())
+        counts = wl.sample_counts()
+        agg = wl.aggregate({k: float(counts[k]) for k in ks})
+        agg_s = agg.flops / sim.fed_server_flops_per_s
+        rows.append(_rows(r, [-1], [-1], "aggregate", [barrier], agg_s, agg.flops,
+                          agg.flops * sim.server_j_per_flop, "server"))
+        sent = barrier + agg_s
+        nbytes = agg.run().nbytes
+        bcast = [tl.duration_s(BITS_PER_BYTE * nbytes, sent) for tl in down]
+        rows.append(_transfers(r, ks, "broadcast", [sent] * len(ks), bcast, nbytes, down, sim, down=True))
+        cols = {c: np.concatenate([block[c] for block in rows]) for c in rows[0]}
+        order = np.argsort(cols["t_end_s"], kind="stable")  # in the order the events end, as the clock writes them
+        sim.rec.add_events({c: v[order] for c, v in cols.items()})
+        yield sim.env.timeout(max(sent + d for d in bcast) - t0)
+        return done, nbytes
+
+
+def _durations(tl: LinkTimeline, bits: float):
+    """A transfer's duration: a constant on a static link, else a function of its start (the timeline's integral)."""
+    if tl.static:
+        return float(tl.duration_s(bits, 0.0))
+    return lambda t: tl.duration_s(bits, t)
+
+
+class _Steps:
+    """When every (client, iteration) step of a round happens; flat arrays, client-major."""
+
+    def __init__(self, n_iter, fwd_s, bwd_s, srv_s, fwd_start, up_s, arrival, srv_start, down_s, upload_start):
+        self.n_iter, self.fwd_s, self.bwd_s, self.srv_s = n_iter, fwd_s, bwd_s, srv_s
+        self.fwd_start, self.up_s, self.arrival = np.array(fwd_start), np.array(up_s), np.array(arrival)
+        self.srv_start, self.down_s = np.array(srv_start), np.array(down_s)
+        self.upload_start = upload_start
+
+    def compute_s(self) -> np.ndarray:
+        """Each client's compute time as the clock sums it: each step's end minus its start, added in order."""
+        k = len(self.fwd_s)
+        f = np.repeat(np.array(self.fwd_s), self.n_iter)
+        b = np.repeat(np.array(self.bwd_s), self.n_iter)
+        bwd_start = (self.srv_start + self.srv_s) + self.down_s
+        terms = np.empty((k, 2 * self.n_iter + 1))
+        terms[:, 0] = 0.0
+        terms[:, 1::2] = ((self.fwd_start + f) - self.fwd_start).reshape(k, self.n_iter)
+        terms[:, 2::2] = ((bwd_start + b) - bwd_start).reshape(k, self.n_iter)
+        return np.add.accumulate(terms, axis=1)[:, -1]  # sequential, as the clock's running sum
+
+    def rows(self, r, ks, sim, fwd, srv, bwd, act_bytes, grad_bytes, up, down) -> list[dict]:
+        """The rows of every local iteration's steps, as blocks of columns."""
+        n_iter = self.n_iter
+        client = np.repeat(np.array(ks, dtype=np.int64), n_iter)
+        iteration = np.tile(np.arange(n_iter, dtype=np.int64), len(ks))
+        jpf = np.repeat(np.array([sim.device_j_per_flop[k] for k in ks]), n_iter)
+        f_s, b_s = np.repeat(np.array(self.fwd_s), n_iter), np.repeat(np.array(self.bwd_s), n_iter)
+        down_start = self.srv_start + self.srv_s
+        waits = self.srv_start > self.arrival
+        return [
+            _rows(r, iteration, client, "client_forward", self.fwd_start, f_s, fwd.flops, fwd.flops * jpf, "device"),
+            _transfers(r, ks, "uplink", self.fwd_start + f_s, self.up_s, act_bytes, up, sim, down=False,
+                       n_iter=n_iter),
+            _rows(r, iteration[waits], client[waits], "server_queue", self.arrival[waits],
+                  self.srv_start[waits] - self.arrival[waits], 0.0, 0.0, ""),
+            _rows(r, iteration, client, "server_step", self.srv_start, self.srv_s, srv.flops,
+                  srv.flops * sim.server_j_per_flop, "server"),
+            _transfers(r, ks, "downlink", down_start, self.down_s, grad_bytes, down, sim, down=True, n_iter=n_iter),
+            _rows(r, iteration, client, "client_backward", down_start + self.down_s, b_s, bwd.flops, bwd.flops * jpf,
+                  "device"),
+        ]
+
+
+def _serve(t0, n_iter, srv_s, fwd_s, bwd_s, up, down) -> _Steps:
+    """The round's steps: each client's chain, coupled with the others' only in the main server's FIFO queue.
+
+    ``up[j]`` / ``down[j]``: client j's uplink of the activations / downlink of the gradient, a duration
+    (static link) or a function of the start time giving it. Arrivals at equal times are served in the
+    order they were computed (as the clock's events).
+    """
+    n = len(fwd_s) * n_iter
+    fwd_start, up_d, arrival, srv_start, down_d = [0.0] * n, [0.0] * n, [0.0] * n, [0.0] * n, [0.0] * n
+    upload_start = [0.0] * len(fwd_s)
+    up_fixed = [u if isinstance(u, float) else None for u in up]
+    down_fixed = [d if isinstance(d, float) else None for d in down]
+    heap = []
+    for j in range(len(fwd_s)):
+        idx = j * n_iter
+        fwd_start[idx] = t0
+        end = t0 + fwd_s[j]
+        d = up_d[idx] = up_fixed[j] if up_fixed[j] is not None else up[j](end)
+        arrival[idx] = end + d
+        heap.append((end + d, idx, j))
+    heapq.heapify(heap)
+    pop, push = heapq.heappop, heapq.heappush
+    free = t0
+    while heap:
+        a, idx, j = pop(heap)
+        start = srv_start[idx] = a if a >= free else free
+        free = start + srv_s
+        d = down_d[idx] = down_fixed[j] if down_fixed[j] is not None else down[j](free)
+        end = (free + d) + bwd_s[j]
+        idx += 1
+        if idx % n_iter:
+            fwd_start[idx] = end
+            end = end + fwd_s[j]
+            d = up_d[idx] = up_fixed[j] if up_fixed[j] is not None else up[j](end)
+            arrival[idx] = end + d
+            push(heap, (end + d, idx, j))
+        else:
+            upload_start[j] = end
+    return _Steps(n_iter, fwd_s, bwd_s, srv_s, fwd_start, up_d, arrival, srv_start, down_d, upload_start)
+
+
+def _rows(r, iteration, client, kind, start, duration, flops, energy, energy_of) -> dict:
+    """Rows of compute (or waiting) events as columns; scalars are repeated."""
+    client = np.asarray(client, dtype=np.int64)
+    m = client.size
+    start = np.asarray(start, dtype=float)
+    duration = np.broadcast_to(np.asarray(duration, dtype=float), (m,))
+    return {"round": np.full(m, r, dtype=np.int64),
+            "iteration": np.broadcast_to(np.asarray(iteration, dtype=np.int64), (m,)),
+            "client": client, "kind": np.full(m, kind, dtype=object), "t_start_s": start,
+            "t_end_s": start + duration, "duration_s": duration, "flops": np.full(m, float(flops)),
+            "bytes": np.zeros(m, dtype=np.int64), "rate_bps": np.full(m, NAN), "snr_db": np.full(m, NAN),
+            "n_subchannels": np.zeros(m, dtype=np.int64), "power_w": np.full(m, NAN), "loss": np.full(m, NAN),
+            "cut": np.zeros(m, dtype=bool), "energy_j": np.broadcast_to(np.asarray(energy, dtype=float), (m,)),
+            "energy_of": np.full(m, energy_of, dtype=object), "retransmissions": np.zeros(m, dtype=np.int64),
+            "distance_m": np.full(m, NAN)}
+
+
+def _transfers(r, ks, kind, start, duration, nbytes, timelines, sim, *, down: bool, n_iter: int = 0) -> dict:
+    """Rows of transfers as columns: one per client (``n_iter`` 0, iteration -1) or per client and iteration."""
+    reps = max(n_iter, 1)
+    iteration = np.tile(np.arange(n_iter, dtype=np.int64), len(ks)) if n_iter else np.full(len(ks), -1)
+    client = np.repeat(np.array(ks, dtype=np.int64), reps)
+    cols = _rows(r, iteration, client, kind, start, duration, 0.0, 0.0, "base_station" if down else "device")
+    radios = [sim.radios[k] for k in ks]
+    links = [radio.downlink if down else radio.uplink for radio in radios]
+    d = cols["duration_s"]
+    cols["bytes"] = np.full(d.size, int(nbytes), dtype=np.int64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cols["rate_bps"] = np.where(nbytes > 0, BITS_PER_BYTE * nbytes / d, NAN)
+    starts = cols["t_start_s"].reshape(len(ks), reps).tolist()
+    cols["snr_db"] = np.array([[tl.snr_db(0.0)] * reps if tl.static else [tl.snr_db(t) for t in row]
+                               for tl, row in zip(timelines, starts)]).ravel()
+    cols["n_subchannels"] = np.repeat(np.array([len(link.subchannels) for link in links], dtype=np.int64), reps)
+    power = [radio.downlink_power_w if down else radio.uplink_power_w for radio in radios]
+    cols["power_w"] = np.repeat(np.array(power, dtype=float), reps)
+    cols["energy_j"] = np.repeat(np.array([tl.power_w for tl in timelines]), reps) * d
+    cols["distance_m"] = np.repeat(np.array([link.distance_m for link in links], dtype=float), reps)
+    return cols
