@@ -71,7 +71,9 @@ class AsyncFederation(Federation):
         self._buffer: list[tuple] = []
         self._keys = 0
 
-    def _training(self):
+    def _training(self, first_round: int = 0):
+        if first_round:
+            raise ValueError("an asynchronous run has no round to go on from (no checkpoints)")
         env, sim = self.env, self.sim
         k_all = range(len(self.held))
         self.plan = self.strategy.plan(0, env.now, list(k_all))

@@ -65,11 +65,13 @@ def build_federation(sc: Scenario, sim: TimedSteps, strategy: Strategy, *,
 
 
 def build_simulation(sc: Scenario, workload, *, radios: list | None = None, recorder: Recorder | None = None,
-                     on_round: Callable[[int, float], None] | None = None, fast_replay: bool = True) -> Federation:
+                     on_round: Callable[[int, float], None] | None = None, fast_replay: bool = True,
+                     start_s: float = 0.0) -> Federation:
     """The whole simulation of ``sc`` driving ``workload``: strategy, clock, rounds. ``run()`` it.
 
     ``radios``: the clients' radios (default: built from the scenario); ``recorder``: where the rows
-    go (default: a new one, ``federation.sim.rec``).
+    go (default: a new one, ``federation.sim.rec``); ``start_s``: the clock's time at the start (a run
+    going on from a checkpoint).
     """
     radios = build_radio(sc) if radios is None else radios
     strategy = get_strategy(sc.strategy.name).create(sc, workload)
@@ -79,7 +81,8 @@ def build_simulation(sc: Scenario, workload, *, radios: list | None = None, reco
                      recorder=recorder or Recorder(run=sc.name), availability=build_availability(sc),
                      n_subchannels=sc.channel.n_subchannels, device_j_per_flop=device_j_per_flop(sc),
                      server_j_per_flop=server_j_per_flop(sc),
-                     multicast=multicast_link(sc, radios) if sc.channel.broadcast == "multicast" else None)
+                     multicast=multicast_link(sc, radios) if sc.channel.broadcast == "multicast" else None,
+                     start_s=start_s)
     strategy.attach(sim)
     return build_federation(sc, sim, strategy, on_round=on_round, fast_replay=fast_replay)
 

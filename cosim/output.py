@@ -20,7 +20,7 @@ def check_out_dir(out_dir: Path) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise CosimError(f"--out {out_dir}: exists and is not a folder")
     if out_dir.is_dir():
-        extra = sorted(p.name for p in out_dir.iterdir() if p.name not in RUN_FILES)
+        extra = sorted(p.name for p in out_dir.iterdir() if p.name not in RUN_FILES and p.name != "checkpoint")
         if extra:
             raise CosimError(f"--out {out_dir}: the folder holds files that are not a cosim run "
                              f"({', '.join(extra[:3])}{'...' if len(extra) > 3 else ''}); choose another folder")

@@ -69,22 +69,26 @@ class Federation:
         self.global_nbytes = 0           # bytes of the global adapter (known after the first aggregation)
         self.stopped: str | None = None  # why the run ended before its rounds, if it did
         self.fast = None  # a cosim.fastreplay.FastReplay where rounds can be computed in one go
+        self.after_round: Callable[[int], None] | None = None  # called at each round's end (checkpoints)
 
     @property
     def env(self):
         return self.sim.env
 
-    def run(self) -> float:
-        """Run every round; return the total simulated time, s."""
-        main = self.env.process(self._training())
+    def run(self, first_round: int = 0) -> float:
+        """Run the rounds from ``first_round`` (0, or the one after a checkpoint); return the total simulated
+        time, s."""
+        main = self.env.process(self._training(first_round))
         self.env.run(until=main)
         return self.env.now
 
-    def _training(self):
-        for r in range(self.rounds):
+    def _training(self, first_round: int = 0):
+        for r in range(first_round, self.rounds):
             if not (yield from self._wait_for_online(r)):
                 return
             yield from self._round(r)
+            if self.after_round is not None:
+                self.after_round(r)
 
     # -- one round -------------------------------------------------------------------------------
 

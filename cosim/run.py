@@ -9,6 +9,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
+from . import checkpoint
 from .build import build_simulation, learning_modelled
 from .devices import client_flops_per_s
 from .energy import energy_totals
@@ -49,6 +50,7 @@ def run_scenario(sc: Scenario, out_dir: str | Path, *, workload=None,
     stage = on_stage or (lambda text: None)
     out_dir = Path(out_dir)
     check_out_dir(out_dir)
+    saved = checkpoint.read(out_dir, sc)  # going on from a killed run of this scenario
     wall0 = time.perf_counter()
     radios = build_radio(sc)
     cls = get_strategy(sc.strategy.name)
@@ -60,12 +62,25 @@ def run_scenario(sc: Scenario, out_dir: str | Path, *, workload=None,
         notes.append("accuracy not modelled: the replay's pilot curves know nothing of deadlines, dropouts, "
                      "partial participation, staleness or the shared server adapter of this run's options")
     rec = Recorder(run=sc.name)
-    federation = build_simulation(sc, workload, radios=radios, recorder=rec, on_round=on_round)
+    federation = build_simulation(sc, workload, radios=radios, recorder=rec, on_round=on_round,
+                                  start_s=saved["now_s"] if saved else 0.0)
     strategy = federation.strategy
-    stage("evaluating before training")
-    before = workload.evaluate()
+    if saved:
+        stage(f"going on from the checkpoint after round {saved['next_round'] - 1}")
+        before = checkpoint.restore(federation, saved, sc)
+        notes.append(f"went on from a checkpoint after round {saved['next_round'] - 1}")
+    else:
+        stage("evaluating before training")
+        before = workload.evaluate()
+    every = sc.checkpoint.every_rounds
+    if every:
+        def keep(r: int) -> None:
+            if checkpoint.due(every, r, r + 1 == sc.training.rounds):
+                checkpoint.write(out_dir, checkpoint.capture(federation, r + 1, before, sc))
+
+        federation.after_round = keep
     stage("training")
-    total_s = federation.run()
+    total_s = federation.run(first_round=saved["next_round"] if saved else 0)
     stage("evaluating after training")
     last_round = len(rec.round_rows) - 1
     after = federation.evaluations.get(last_round) or workload.evaluate()

@@ -71,14 +71,16 @@ class TimedSteps:
         The main and federated servers' energy per FLOP, J.
     multicast : channel.MulticastLink, optional
         The broadcast as one multicast over the whole downlink band (``channel.broadcast: multicast``).
+    start_s : float
+        The clock's time at the start (a run going on from a checkpoint), s.
     """
 
     def __init__(self, *, workload, radios: Sequence[ClientRadio], client_flops_per_s: Sequence[float],
                  server_flops_per_s: float, server_slots: int, fed_server_flops_per_s: float,
                  recorder: Recorder, availability: Availability, n_subchannels: int | None = None,
                  device_j_per_flop: Sequence[float] | None = None, server_j_per_flop: float = 0.0,
-                 multicast=None):
-        self.env = simpy.Environment()
+                 multicast=None, start_s: float = 0.0):
+        self.env = simpy.Environment(initial_time=start_s)
         self.workload = workload
         self.radios = list(radios)
         self.home_radios = list(radios)  # as built: the equal allocation a round's plan starts from

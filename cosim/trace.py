@@ -196,6 +196,27 @@ class Recorder:
         acc = self._energy.get(client)
         return (acc[0], acc[1]) if acc else (0.0, 0.0)
 
+    def state_dict(self) -> dict:
+        """Every row and running total so far, as plain data (for a checkpoint)."""
+        segments = [{c: _column(v, _len(seg)).tolist() for c, v in seg.items()} if isinstance(seg, dict)
+                    else [list(row) for row in seg] for seg in self._segments]
+        return {"segments": segments, "n_events": self._n_events, "round_rows": self.round_rows,
+                "client_rows": self.client_rows, "wall_s": self.wall_s, "uplink_bytes": self._uplink_bytes,
+                "downlink_bytes": self._downlink_bytes, "losses": self._losses,
+                "energy": {int(k): v for k, v in self._energy.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._segments = [{c: np.asarray(v, dtype=object if EVENT_COLUMNS[c] == "string" else None)
+                           for c, v in seg.items()} if isinstance(seg, dict) else [tuple(row) for row in seg]
+                          for seg in state["segments"]]
+        self._n_events = int(state["n_events"])
+        self.round_rows = [dict(r) for r in state["round_rows"]]
+        self.client_rows = [dict(c) for c in state["client_rows"]]
+        self.wall_s = dict(state["wall_s"])
+        self._uplink_bytes, self._downlink_bytes = int(state["uplink_bytes"]), int(state["downlink_bytes"])
+        self._losses = {k: list(v) for k, v in state["losses"].items()}
+        self._energy = {int(k): list(v) for k, v in state["energy"].items()}
+
     def round(self, **row) -> None:
         self.round_rows.append({"run": self.run, "sparsity": 0.0, "virtual_queue": NAN, "mean_staleness": NAN, **row})
 

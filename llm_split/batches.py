@@ -67,6 +67,18 @@ class ClientBatches:
                 self._position = 0
         return out
 
+    def state_dict(self) -> dict:
+        """Where the stream stands (its generator's state, the epoch's order and position): plain data."""
+        return {"rng": self.rng.bit_generator.state, "epoch": self.epoch, "order": self._order.tolist(),
+                "position": self._position}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue the stream from :meth:`state_dict`'s ``state``."""
+        self.rng.bit_generator.state = state["rng"]
+        self.epoch = int(state["epoch"])
+        self._order = np.asarray(state["order"], dtype=np.int64)
+        self._position = int(state["position"])
+
 
 def eval_batches(encoder, texts, labels, *, batch_size: int) -> list[dict]:
     """Encode held-out examples in order, in batches of ``batch_size``.

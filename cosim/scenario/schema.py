@@ -233,6 +233,14 @@ class Availability:
 
 
 @dataclass(frozen=True)
+class Checkpoint:
+    every_rounds: int = setting(
+        0, doc="write a checkpoint into <out>/checkpoint/ at the end of every this many rounds (0: never); "
+               "running the same command again, or `cosim run --resume DIR`, goes on from the last one, giving "
+               "the events of an uninterrupted run (synchronous modes: barrier, deadline, over_selection)", ge=0)
+
+
+@dataclass(frozen=True)
 class Workload:
     kind: Literal["real", "replay"] = setting(
         "real", doc="'real': the torch split-LoRA steps of the model on the task; 'replay': the FLOPs and bytes "
@@ -264,6 +272,7 @@ class Scenario:
     aggregation: Aggregation = setting(Aggregation(), doc="how rounds close, or asynchronous aggregation")
     participation: Participation = setting(Participation(), doc="who takes part in each round")
     availability: Availability = setting(Availability(), doc="when each device is online")
+    checkpoint: Checkpoint = setting(Checkpoint(), doc="checkpoints at round ends, to go on after a kill")
 
     def check(self) -> list[str]:
         """Problems that involve several fields, as ``dotted.path: message`` lines."""

@@ -76,6 +76,13 @@ class Strategy:
         """The strategy's own part of ``summary.json`` (TSFA's decisions), or None."""
         return None
 
+    def state_dict(self) -> dict:
+        """What the strategy carries from round to round, as plain data (for a checkpoint)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
 
 def equal_plan(sc: Scenario, radios: list, selected: list[int], sparsity: float = 0.0) -> RoundPlan:
     """Every selected client on an equal share of the uplink band, the device's power spread over it.

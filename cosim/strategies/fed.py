@@ -105,3 +105,10 @@ class TsfaStrategy(FedLoRAStrategy):
 
     def summary(self) -> dict:
         return self.policy.summary()
+
+    def state_dict(self) -> dict:
+        return {"queue_history": list(self.policy.queue.history), "decisions": list(self.policy.decisions)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.policy.queue._backlog = [float(q) for q in state["queue_history"]]
+        self.policy.decisions = list(state["decisions"])

@@ -71,6 +71,13 @@ class SplitStrategy(Strategy):
         return RoundPlan(radios=radios, sparsity=[0.0] * len(radios), clients=list(selected), predicted_s=predicted,
                          cut=new_cut, rank=new_rank)
 
+    def state_dict(self) -> dict:
+        return {"decisions": list(self.allocator.decisions) if self.allocator is not None else []}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.allocator is not None:
+            self.allocator.decisions = list(state["decisions"])
+
     def local_work(self, round_index: int, k: int, work: ClientWork, plan: RoundPlan):
         sim, wl, r = self.sim, self.workload, round_index
         flops_per_s = sim.client_flops_per_s[k]

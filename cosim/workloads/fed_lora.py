@@ -32,6 +32,7 @@ import numpy as np
 
 from llm_split import SplitLoRATrainer, eval_batches
 from llm_split.aggregate import average_product, complete, merge
+from llm_split.checkpoint import load_trainer_state, trainer_state
 from llm_split.ortho import add_ortho_grads, lora_pairs
 from llm_split.sparsify import dense_selection, randomk_select, soft_select, topk_select
 
@@ -222,6 +223,23 @@ class FedLoRAWorkload:
     def global_state(self) -> dict[str, torch.Tensor]:
         """A copy of the global adapter (``client.`` / ``server.``-prefixed keys)."""
         return {key: t.clone() for key, t in self.versions.global_state.items()}
+
+    def state_dict(self) -> dict:
+        """Everything a checkpoint needs to go on (at a round's end: no upload pending)."""
+        import torch
+
+        return {"trainer": trainer_state(self.trainer), "samplers": [s.state_dict() for s in self.data.samplers],
+                "torch_rng": torch.get_rng_state(), "global": self.versions.global_state, "round": self._round}
+
+    def load_state_dict(self, state: dict) -> None:
+        import torch
+
+        load_trainer_state(self.trainer, state["trainer"])
+        for sampler, s in zip(self.data.samplers, state["samplers"]):
+            sampler.load_state_dict(s)
+        torch.set_rng_state(state["torch_rng"])
+        self.versions.global_state = dict(state["global"])
+        self._round = int(state["round"])
 
     # -- internals ---------------------------------------------------------------------------------
 

@@ -41,6 +41,11 @@ class ReconfigurableSplitLoRAWorkload(SplitLoRAWorkload):
         """The current cut (blocks on the client)."""
         return self.trainer.cut_layer
 
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a checkpoint: at its cut and rank first, then its adapters and optimizer states."""
+        self.configure(cut=state["trainer"]["cut"], rank=state["rank"])
+        super().load_state_dict(state)
+
     def configure(self, *, cut: int, rank: int) -> None:
         """Continue training cut at ``cut`` with rank ``rank`` (no-op if they are the current ones)."""
         if (cut, rank) == (self.cut, self.rank):

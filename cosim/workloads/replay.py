@@ -158,6 +158,14 @@ class ReplayWorkload:
         return Evaluation(accuracy=accuracy, loss=loss, n=int(self.profile["pilot"].get("test_size", 0)),
                           source="pilot" if measured else "extrapolated")
 
+    def state_dict(self) -> dict:
+        """Where the replay stands: rounds done (the pilot curve's abscissa), cut and rank."""
+        return {"rounds_done": self.rounds_done, "cut": self.cut, "rank": self.rank}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.configure(cut=int(state["cut"]), rank=int(state["rank"]))
+        self.rounds_done = int(state["rounds_done"])
+
     def cost_table(self) -> dict:
         return {name: np.array(values) for name, values in self.costs.items()}
 

@@ -12,6 +12,7 @@ from typing import Mapping
 import numpy as np
 
 from llm_split import SplitLoRATrainer, eval_batches
+from llm_split.checkpoint import load_trainer_state, trainer_state
 
 from ..errors import ScenarioError
 from ..scenario import Scenario
@@ -179,6 +180,23 @@ class SplitLoRAWorkload:
     def global_state(self) -> dict:
         """A copy of the global adapter (``client.`` and, with per-client server adapters, ``server.`` keys)."""
         return {key: t.clone() for key, t in self.versions.global_state.items()}
+
+    def state_dict(self) -> dict:
+        """Everything a checkpoint needs to go on: adapters, AdamW states, batch streams, torch's generator."""
+        import torch
+
+        return {"trainer": trainer_state(self.trainer), "rank": self.rank,
+                "samplers": [s.state_dict() for s in self.samplers], "torch_rng": torch.get_rng_state(),
+                "global": self.versions.global_state}
+
+    def load_state_dict(self, state: dict) -> None:
+        import torch
+
+        load_trainer_state(self.trainer, state["trainer"])
+        for sampler, s in zip(self.samplers, state["samplers"]):
+            sampler.load_state_dict(s)
+        torch.set_rng_state(state["torch_rng"])
+        self.versions.global_state = dict(state["global"])
 
     # -- internals ---------------------------------------------------------------------------------
 

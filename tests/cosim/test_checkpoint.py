@@ -1,0 +1,131 @@
+"""Checkpoints: a run killed (for real, kill -9) and started again gives the uninterrupted run's events."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from cosim.errors import ScenarioError
+from cosim.run import run_scenario
+from cosim.scenario import load_scenario
+from cosim.workloads.reconfigurable import ReconfigurableSplitLoRAWorkload
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICKSTART = ROOT / "scenarios" / "quickstart.yaml"
+TINY = ["model.name=tiny-llama", "split.cut_layer=2", "clients.count=3", "training.rounds=4",
+        "training.local_iterations=2", "training.seq_len=32", "data.test_size=8", "data.max_train=60",
+        "compute.client_flops_per_s=[0.5e9, 1e9, 2e9]", "training.eval_every=1"]
+
+
+def frames(out: Path):
+    return [pd.read_parquet(out / f) for f in ("events.parquet", "rounds.parquet", "clients.parquet")]
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resumed_in_process_equals_uninterrupted_adapters_included(tmp_path):
+    sc = load_scenario(QUICKSTART, overrides=[*TINY, "checkpoint.every_rounds=1"])
+    whole = ReconfigurableSplitLoRAWorkload.from_scenario(sc)
+    run_scenario(sc, tmp_path / "whole", workload=whole)
+    assert not (tmp_path / "whole" / "checkpoint").exists()          # the finished run keeps no checkpoint
+
+    def kill_in_round_2(r, now):
+        if r == 2:
+            raise Killed
+
+    first = ReconfigurableSplitLoRAWorkload.from_scenario(sc)
+    with pytest.raises(Killed):
+        run_scenario(sc, tmp_path / "cut", workload=first, on_round=kill_in_round_2)
+    assert (tmp_path / "cut" / "checkpoint" / "state.pt").is_file()
+    assert not (tmp_path / "cut" / "summary.json").exists()
+    again = ReconfigurableSplitLoRAWorkload.from_scenario(sc)
+    summary = run_scenario(sc, tmp_path / "cut", workload=again)
+    assert any("checkpoint after round 1" in note for note in summary["notes"])
+    for a, b in zip(frames(tmp_path / "whole"), frames(tmp_path / "cut")):
+        pd.testing.assert_frame_equal(a, b)
+    g1, g2 = whole.global_state(), again.global_state()
+    assert g1.keys() == g2.keys() and all(torch.equal(g1[k], g2[k]) for k in g1)
+
+
+def test_a_checkpoint_of_another_scenario_is_refused(tmp_path):
+    sc = load_scenario(QUICKSTART, overrides=[*TINY, "checkpoint.every_rounds=1"])
+
+    def kill(r, now):
+        if r == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_scenario(sc, tmp_path / "x", on_round=kill)
+    other = load_scenario(QUICKSTART, overrides=[*TINY, "checkpoint.every_rounds=1", "seed=5"])
+    with pytest.raises(ScenarioError, match="written by another scenario"):
+        run_scenario(other, tmp_path / "x")
+    # the interval is not part of the run: the same scenario without checkpoints goes on from it
+    same = load_scenario(QUICKSTART, overrides=TINY)
+    assert run_scenario(same, tmp_path / "x")["notes"][0].startswith("went on from a checkpoint")
+
+
+def run_cli(out: Path, overrides: list[str], *, kill_after_checkpoint_s: float | None = None) -> None:
+    """``cosim run`` in its own process; with ``kill_after_checkpoint_s``, SIGKILL it that long after a new
+    checkpoint appeared (or let it end if it ends first)."""
+    cmd = [sys.executable, "-m", "cosim", "run", str(QUICKSTART), "--out", str(out), "--quiet",
+           *[a for o in overrides for a in ("--set", o)]]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    state = out / "checkpoint" / "state.pt"
+    before = state.stat().st_mtime_ns if state.exists() else 0
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if kill_after_checkpoint_s is None:
+        assert proc.wait(timeout=600) == 0, proc.stderr.read().decode()
+        return
+    while proc.poll() is None and not (state.exists() and state.stat().st_mtime_ns != before):
+        time.sleep(0.05)
+    time.sleep(kill_after_checkpoint_s)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+
+
+@pytest.mark.parametrize("option", [
+    [],                                                                      # SFL-V1
+    ["strategy.name=fedlora"],                                               # federated LoRA, no split
+    ["aggregation.mode=deadline", "aggregation.deadline_s=0.15"],            # late clients cut
+])
+def test_kill_9_at_random_points_and_start_again(tmp_path, option):
+    overrides = [*TINY, "training.rounds=6", "checkpoint.every_rounds=1", *option]
+    run_cli(tmp_path / "whole", overrides)
+    out, rng = tmp_path / "killed", random.Random(len(option))
+    for _ in range(3):  # killed three times at a random point after a new checkpoint
+        run_cli(out, overrides, kill_after_checkpoint_s=rng.uniform(0.0, 1.0))
+    if not (out / "summary.json").exists():
+        run_cli(out, overrides)
+    summary = (out / "summary.json").read_text()
+    assert "went on from a checkpoint" in summary                            # killed and resumed, for real
+    for a, b in zip(frames(tmp_path / "whole"), frames(out)):
+        pd.testing.assert_frame_equal(a, b)
+
+
+def test_a_replay_computed_in_one_go_goes_on_from_its_checkpoint(tmp_path):
+    profile = ROOT / "experiments" / "fedsllm" / "smollm2_profile.json"
+    sc = load_scenario(QUICKSTART, overrides=["workload.kind=replay", f"workload.profile={profile}",
+                                              "clients.count=20", "compute.client_flops_per_s=1e12", "training.rounds=5",
+                                              "checkpoint.every_rounds=2"])
+    run_scenario(sc, tmp_path / "whole")
+
+    def kill(r, now):
+        if r == 3:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_scenario(sc, tmp_path / "cut", on_round=kill)
+    summary = run_scenario(sc, tmp_path / "cut")
+    assert "went on from a checkpoint after round 1" in summary["notes"]
+    for a, b in zip(frames(tmp_path / "whole"), frames(tmp_path / "cut")):
+        pd.testing.assert_frame_equal(a, b)
