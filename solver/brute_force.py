@@ -10,25 +10,15 @@ lower bound until the bound exceeds the best found (branch and bound).
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 
+from solver.enumerate import every_assignment
 from solver.links import build_links, held_snr
 from solver.objective import evaluate, round_terms, transfer_s
 from solver.problem import Problem, require_feasible
 from solver.solution import Solution
 from solver.split_rank import best_split_rank_with_power
 from solver.waterfilling import WaterFilling
-
-
-def _assignments(num_clients: int, width: int) -> np.ndarray:
-    """(A, width) every map of subchannels to clients that leaves no client without one."""
-    if width == 0:
-        return np.zeros((1, 0), dtype=np.int64)
-    every = np.array(list(itertools.product(range(num_clients), repeat=width)), dtype=np.int64)
-    covered = np.all(np.any(every[:, :, None] == np.arange(num_clients), axis=1), axis=1)
-    return every[covered]
 
 
 def _full_power_rates(snr: np.ndarray, bandwidth: np.ndarray, assignments: np.ndarray,
@@ -71,8 +61,8 @@ def brute_force(problem: Problem, *, max_combinations: int = 200_000) -> Solutio
         raise ValueError(f"problem: brute_force enumerates K^N K^M = {size} assignments, "
                          f"more than max_combinations={max_combinations}")
     terms = round_terms(problem)
-    main = _assignments(k, n)
-    fed = _assignments(k, m)
+    main = every_assignment(k, n)
+    fed = every_assignment(k, m)
     rate = _full_power_rates(problem.snr_per_w, problem.bandwidth_hz, main, problem.max_power_w)
     if m:
         fed_rate = _full_power_rates(problem.fed_snr_per_w, problem.fed_bandwidth_hz, fed, problem.max_power_w)

@@ -28,7 +28,7 @@ import numpy as np
 
 from cosim.errors import InfeasibleError
 from solver.baselines import contiguous_assignment
-from solver.brute_force import _assignments
+from solver.enumerate import every_assignment
 from solver.links import held_snr
 from solver.objective import evaluate, round_terms
 from solver.problem import Problem, require_feasible
@@ -202,7 +202,7 @@ def brute_force_energy(problem: Problem, *, max_combinations: int = 200_000) -> 
     if k ** n > max_combinations:
         raise ValueError(f"problem: brute_force enumerates K^N = {k ** n} assignments, more than "
                          f"max_combinations={max_combinations}")
-    assignments = _assignments(k, n)
+    assignments = every_assignment(k, n)
     objective, g_best, power, _ = _Evaluator(problem, round_terms(problem))(assignments)
     a = int(np.argmin(objective))
     if not np.isfinite(objective[a]):
