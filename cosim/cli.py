@@ -236,7 +236,7 @@ def _cmd_optimize(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from results.report import write_report  # imports matplotlib when drawing: only for this command
+    from .analysis.report import write_report  # imports matplotlib when drawing: only for this command
 
     index = write_report(args.dir, args.out)
     print(f"wrote {index} and its figures")

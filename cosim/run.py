@@ -45,7 +45,7 @@ def run_scenario(sc: Scenario, out_dir: str | Path, *, workload=None,
     summary. The output folder is checked before anything runs and the files appear
     together at the end (see ``cosim.output``).
     """
-    from results.analysis import critical_path, phase_totals
+    from .analysis.analysis import critical_path, phase_totals
 
     stage = on_stage or (lambda text: None)
     out_dir = Path(out_dir)

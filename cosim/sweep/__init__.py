@@ -3,7 +3,7 @@
 ``read_sweep(path)`` checks the file, ``expand_runs(sweep)`` resolves and checks every
 run's scenario, ``run_sweep(runs, out_dir, workers=N, engine="local"|"dask"|"slurm")``
 runs what is not done yet and keeps ``out_dir/sweep.parquet`` (one row per run) up to
-date. Load the results with ``results.load_sweep(out_dir)``.
+date. Load the results with ``cosim.analysis.load_sweep(out_dir)``.
 """
 
 from .book import RunFailure, SweepOutcome, is_done, run_dir, run_one

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cosim.cli import main
-from results import load_run
+from cosim.analysis import load_run
 
 TINY = ["--set", "model.name=tiny-llama", "--set", "split.cut_layer=2", "--set", "clients.count=3",
         "--set", "training.rounds=2", "--set", "training.local_iterations=2", "--set", "training.seq_len=32",

@@ -13,7 +13,7 @@ import pytest
 
 from cosim.radio import build_radio, equal_subchannels
 from cosim.scenario import scenario_from_dict
-from results import critical_path
+from cosim.analysis import critical_path
 
 from _fake import CountingWorkload
 from _fake import simulate as simulate_scenario

@@ -13,7 +13,7 @@ from cosim.run import run_scenario
 from cosim.scenario import load_scenario
 from cosim.workloads.fed_lora import FedLoRAWorkload, module_shapes, regulariser_flops
 from llm_split.ortho import lora_pairs
-from results import load_run
+from cosim.analysis import load_run
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "scenarios" / "quickstart.yaml"
 TINY = ["model.name=tiny-llama", "data.test_size=8", "data.max_train=40", "training.seq_len=32",

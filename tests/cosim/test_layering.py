@@ -12,9 +12,9 @@ BLOCK_TORCH = (
 )
 
 
-def test_channel_solver_cosim_results_import_without_torch():
+def test_channel_solver_cosim_analysis_import_without_torch():
     code = BLOCK_TORCH + (
-        "import channel, solver, cosim, results\n"
+        "import channel, solver, cosim, cosim.analysis\n"
         "import cosim.cli, cosim.run, cosim.radio, cosim.scenario, cosim.workload, cosim.build\n"
         "import cosim.workloads.replay, cosim.convergence, cosim.allocation, cosim.strategies\n"
         "import cosim.steps, cosim.rounds, cosim.asynchronous, cosim.closing, cosim.tsfa, solver.tsfa\n"

@@ -3,7 +3,7 @@
 import pytest
 
 from cosim.cli import main
-from results import critical_path, load_run
+from cosim.analysis import critical_path, load_run
 
 
 @pytest.mark.slow

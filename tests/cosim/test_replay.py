@@ -10,7 +10,7 @@ import pytest
 
 from cosim.cli import main
 from cosim.profile import read_profile
-from results import load_run
+from cosim.analysis import load_run
 
 TINY = ["--set", "model.name=tiny-llama", "--set", "split.cut_layer=2", "--set", "clients.count=3",
         "--set", "training.rounds=2", "--set", "training.local_iterations=2", "--set", "training.seq_len=32",

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from cosim.cli import main
-from results import critical_path, load_run
+from cosim.analysis import critical_path, load_run
 
 TINY = [
     "--set", "model.name=tiny-llama", "--set", "split.cut_layer=2", "--set", "clients.count=3",

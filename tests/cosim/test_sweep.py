@@ -13,7 +13,7 @@ from cosim.output import write_run
 from cosim.scenario import dump_scenario
 from cosim.scenario.load import apply_overrides
 from cosim.sweep import expand_runs, points, read_sweep, run_sweep, sweep_from_dict
-from results import load_sweep
+from cosim.analysis import load_sweep
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "scenarios" / "quickstart.yaml"
 TINY = {
@@ -189,11 +189,12 @@ def test_ctrl_c_keeps_the_finished_runs(tmp_path):
 
 def test_load_sweep_joins_the_index_with_summaries_and_traces(tiny_sweep):
     _, out = tiny_sweep
-    runs, events, rounds = load_sweep(out)
+    runs, events, rounds, clients = load_sweep(out)
     assert len(runs) == 4 and {"after.accuracy", "phase_time_s.uplink", "status", "lora.rank"} <= set(runs.columns)
     assert runs.loc[runs.status == "done", "clients"].eq(2).all()
     done = set(runs.run_id[runs.status == "done"])
-    assert set(events.run_id) == done == set(rounds.run_id)
+    assert set(events.run_id) == done == set(rounds.run_id) == set(clients.run_id)
+    assert len(clients) == 2 * len(rounds)                             # one row per round and client (2 clients)
     assert list(events.columns[:4]) == ["run_id", "lora.rank", "seed", "split.cut_layer"]
     per_run = events.groupby("run_id").t_end_s.max()
     assert per_run.to_dict() == pytest.approx(runs.set_index("run_id").total_time_s[list(done)].to_dict())
@@ -211,7 +212,7 @@ def test_sweeps_plan_and_load_without_torch():
         "        if name.split('.')[0] in ('torch', 'transformers', 'peft'):\n"
         "            raise ModuleNotFoundError(name)\n"
         "sys.meta_path.insert(0, Block())\n"
-        "import cosim.sweep, results.sweep\n"
+        "import cosim.sweep, cosim.analysis.sweep\n"
         "print('ok')\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -1,7 +1,7 @@
 """Figures of a run or a sweep (matplotlib, off-screen).
 
 Each function takes DataFrames and returns a :class:`matplotlib.figure.Figure`;
-saving is the caller's business (``results.report``). No global style is changed.
+saving is the caller's business (``cosim.analysis.report``). No global style is changed.
 Kinds are coloured from :data:`KIND_COLORS`; a kind not listed there (a new
 strategy's) gets a neutral grey and still appears in the legend.
 """

@@ -1,4 +1,4 @@
-"""Fixtures shared by the results tests: one tiny real sweep per session, whose first run is the tiny run.
+"""Fixtures shared by the analysis tests: one tiny real sweep per session, whose first run is the tiny run.
 
 Building a model and its data dominates the cost of a tiny run, so the session makes two runs in all:
 the sweep's (clients.count 3 and 2); the 3-client one doubles as the single-run fixture.

@@ -17,15 +17,17 @@ _SKIP = ("clients_detail", "versions", "wall_s_by_kind")
 @dataclass(frozen=True)
 class SweepResults:
     """``runs``: the index joined with each finished run's summary (one row per run);
-    ``events`` and ``rounds``: every finished run's traces, with ``run_id`` and the varied parameters as columns."""
+    ``events``, ``rounds`` and ``clients``: every finished run's tables, with ``run_id`` and the varied
+    parameters as columns. Unpacks as ``runs, events, rounds, clients = load_sweep(folder)``."""
 
     runs: pd.DataFrame
     events: pd.DataFrame
     rounds: pd.DataFrame
+    clients: pd.DataFrame
     params: list[str]
 
-    def __iter__(self):  # allows: runs, events, rounds = load_sweep(d)
-        return iter((self.runs, self.events, self.rounds))
+    def __iter__(self):
+        return iter((self.runs, self.events, self.rounds, self.clients))
 
 
 def load_sweep(sweep_dir: str | Path) -> SweepResults:
@@ -41,7 +43,7 @@ def load_sweep(sweep_dir: str | Path) -> SweepResults:
     index = pd.read_parquet(index_path)
     meta_path = sweep_dir / "sweep.json"
     params = json.loads(meta_path.read_text())["params"] if meta_path.is_file() else []
-    summaries, events, rounds = [], [], []
+    summaries, events, rounds, clients = [], [], [], []
     for row in index.to_dict("records"):
         if row["status"] != "done":
             continue
@@ -51,6 +53,8 @@ def load_sweep(sweep_dir: str | Path) -> SweepResults:
         keys = {"run_id": row["run_id"], **{p: row[p] for p in params}}
         events.append(run.events.assign(**keys))
         rounds.append(run.rounds.assign(**keys))
+        if len(run.clients):
+            clients.append(run.clients.assign(**keys))
     extra = pd.DataFrame(summaries)
     if len(extra):
         extra = extra[["run_id", *[c for c in extra.columns if c not in index.columns]]]
@@ -64,4 +68,5 @@ def load_sweep(sweep_dir: str | Path) -> SweepResults:
         df = pd.concat(frames, ignore_index=True)
         return df[["run_id", *params, *[c for c in df.columns if c not in ("run_id", *params)]]]
 
-    return SweepResults(runs=runs, events=stack(events), rounds=stack(rounds), params=params)
+    return SweepResults(runs=runs, events=stack(events), rounds=stack(rounds), clients=stack(clients),
+                        params=params)

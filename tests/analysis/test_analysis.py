@@ -1,4 +1,4 @@
-"""results.analysis: hand-built traces with hand-computed answers, then the invariants on a real tiny run."""
+"""cosim.analysis: hand-built traces with hand-computed answers, then the invariants on a real tiny run."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from results import (accuracy_vs_time, bytes_by_direction, client_round_delay, critical_path, load_run,
+from cosim.analysis import (accuracy_vs_time, bytes_by_direction, client_round_delay, critical_path, load_run,
                      phase_time_per_client, round_critical_paths)
 
 
@@ -113,7 +113,7 @@ def run(tiny_run):
 
 
 def test_per_round_critical_paths_sum_to_the_round_durations(run):
-    events, rounds, summary = run
+    events, rounds, clients, summary = run
     paths = round_critical_paths(events, rounds)
     sums = paths.groupby("round")["duration_s"].sum()
     assert len(rounds) == 4
@@ -124,7 +124,7 @@ def test_per_round_critical_paths_sum_to_the_round_durations(run):
 
 
 def test_bytes_by_direction_match_the_rounds_table(run):
-    events, rounds, summary = run
+    events, rounds, clients, summary = run
     per_round = bytes_by_direction(events)
     assert per_round["uplink_bytes"].tolist() == rounds["uplink_bytes"].tolist()
     assert per_round["downlink_bytes"].tolist() == rounds["downlink_bytes"].tolist()
@@ -134,7 +134,7 @@ def test_bytes_by_direction_match_the_rounds_table(run):
 
 
 def test_busy_time_per_client_adds_up_to_the_summary(run):
-    events, rounds, summary = run
+    events, rounds, clients, summary = run
     table = phase_time_per_client(events)
     assert sorted(table.index) == [-1, 0, 1, 2]
     assert table.sum().to_dict() == pytest.approx(summary["phase_busy_s"], rel=1e-12)
@@ -142,14 +142,14 @@ def test_busy_time_per_client_adds_up_to_the_summary(run):
 
 
 def test_client_round_delay_and_accuracy_on_the_real_run(run):
-    events, rounds, summary = run
+    events, rounds, clients, summary = run
     delays = client_round_delay(events, rounds)
     assert len(delays) == 4 * 3 and (delays["delay_s"] > 0).all()
     slowest = delays.groupby("round")["delay_s"].max().to_numpy()
     assert (slowest < rounds["duration_s"].to_numpy()).all()        # the aggregate and broadcast come after
-    if run.clients is not None and "latency_s" in run.clients:      # the per-client table, where written
-        merged = delays.merge(run.clients, on=["round", "client"])
-        np.testing.assert_allclose(merged["delay_s"], merged["latency_s"], rtol=1e-12)
+    assert len(clients) == len(delays)                               # load_run gives the per-client table
+    merged = delays.merge(clients, on=["round", "client"])
+    np.testing.assert_allclose(merged["delay_s"], merged["latency_s"], rtol=1e-12)
     acc = accuracy_vs_time(rounds, summary)
     assert acc["round"].tolist() == [-1, 1, 3]                      # before, then eval_every=2
     assert acc["time_s"].tolist() == [0.0, rounds["t_end_s"].iloc[1], rounds["t_end_s"].iloc[3]]

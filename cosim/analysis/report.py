@@ -101,7 +101,7 @@ def _run_report(src: Path, out: Path) -> str:
     from . import plots
 
     try:
-        events, rounds, summary = load_run(src)
+        events, rounds, clients, summary = load_run(src)
     except (OSError, ValueError) as exc:       # a damaged run folder: a missing or unreadable table
         raise CosimError(f"{src}: cannot read the run ({exc})") from exc
     total = float(summary.get("total_time_s", events["t_end_s"].max() if len(events) else 0.0))

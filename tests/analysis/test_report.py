@@ -11,7 +11,7 @@ import pytest
 
 from cosim.cli import main
 from cosim.errors import CosimError
-from results import write_report
+from cosim.analysis import write_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
 RUN_FIGURES = ["timeline.png", "loss_accuracy.png", "critical_path.png", "busy_time.png", "energy_per_device.png",
@@ -56,7 +56,7 @@ def test_unknown_event_kinds_are_drawn_and_listed(tiny_run, tmp_path):
     """A strategy's new kinds (here a made-up one on client 0) still plot, in a neutral colour."""
     import shutil
 
-    from results.plots import KIND_COLORS, kind_colors
+    from cosim.analysis.plots import KIND_COLORS, kind_colors
 
     src = tmp_path / "odd"
     shutil.copytree(tiny_run, src)
@@ -72,7 +72,7 @@ def test_unknown_event_kinds_are_drawn_and_listed(tiny_run, tmp_path):
 
 
 def test_a_crash_while_drawing_leaves_no_index(tiny_run, tmp_path, monkeypatch):
-    from results import plots
+    from cosim.analysis import plots
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
@@ -151,8 +151,8 @@ def test_cosim_report_on_a_folder_that_is_neither_exits_2_with_one_message(tmp_p
         write_report(tmp_path / "missing")
 
 
-def test_importing_cosim_and_results_does_not_import_matplotlib():
-    code = ("import sys, cosim, cosim.cli, results; "
+def test_importing_cosim_and_its_analysis_does_not_import_matplotlib():
+    code = ("import sys, cosim, cosim.cli, cosim.analysis; "
             "print('matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

@@ -1,9 +1,11 @@
 """Loading runs into pandas, the analyses every user computes, and reports.
 
-Runs write under ``results/`` by default (ignored by git); this package turns a
-run or sweep folder into DataFrames (``load_run``, ``load_sweep``), analyses them
-(``results.analysis``) and writes figures with an index page (``write_report``;
-matplotlib is imported only when a report is written).
+Runs write under ``results/`` by default (an output folder, ignored by git); this
+package turns a run or sweep folder into DataFrames (``load_run``, ``load_sweep``),
+analyses them (:mod:`cosim.analysis.analysis`) and writes figures with an index page
+(``write_report``; matplotlib is imported only when a report is written). It lives
+under ``cosim`` so that it imports from any folder, also one whose ``results/``
+holds runs.
 """
 
 from .analysis import (accuracy_vs_time, bytes_by_direction, client_round_delay, critical_path,
