@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from .errors import CosimError, ScenarioError
@@ -89,8 +90,13 @@ def _load(args):
 def _cmd_validate(args) -> int:
     from .scenario import dump_scenario
 
+    from .model_info import model_shape
+
     sc = _load(args)
     sys.stdout.write(dump_scenario(sc))
+    shape = model_shape(sc.model.name)
+    print(f"# {sc.model.name}: {shape.family}, {shape.n_layers} blocks, hidden size {shape.hidden_size} "
+          f"(from {shape.source})", file=sys.stderr)
     print(f"# {args.scenario}: valid", file=sys.stderr)
     return 0
 
@@ -172,7 +178,13 @@ def _profile(args, sc) -> dict:
 
     from .convergence import Target
 
+    from .model_info import model_shape
+
     cuts, ranks = _int_list("--cuts", args.cuts, 1), _int_list("--ranks", args.ranks, 1)
+    n_layers = model_shape(sc.model.name).n_layers           # from its configuration: before loading it
+    if cuts is not None and not all(0 < c < n_layers for c in cuts):
+        raise CosimError(f"--cuts: expected integers in 1..{n_layers - 1}, the cuts of {sc.model.name} "
+                         f"({n_layers} blocks) (got {', '.join(str(c) for c in cuts if not 0 < c < n_layers)})")
     pilot_rounds = getattr(args, "pilot_rounds", 0)
     pilot_ranks = _int_list("--pilot-ranks", getattr(args, "pilot_ranks", None), 1)
     if pilot_rounds != 0 and pilot_rounds < 2:
@@ -243,7 +255,21 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Project warnings as one line each (``cosim: warning: ...``); others as Python shows them."""
+    from .scenario.validate import ScenarioWarning
+
+    if issubclass(category, ScenarioWarning):
+        print(f"cosim: warning: {message}", file=file or sys.stderr)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
+_python_showwarning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
+    warnings.showwarning = _show_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     command = {"run": _cmd_run, "validate": _cmd_validate, "sweep": _cmd_sweep, "optimize": _cmd_optimize,

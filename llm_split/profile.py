@@ -14,8 +14,9 @@ the client:
     server(c)          = S_1  - sum_{i=1}^{c-1} (f_i + b_i)
 
 Bytes are those of the real tensors (:mod:`llm_split.payload`): the uplink
-carries the hidden state (B, T, H) in the model's dtype plus the mask and the
-labels, the downlink the gradient of the hidden state, and a client's adapter
+carries the hidden state (B, T, H), encoded as the cut dtype says
+(:mod:`llm_split.compress`; float32: the model's dtype), plus the mask and the
+labels, the downlink the gradient of the hidden state (encoded the same way), and a client's adapter
 upload is the LoRA weights of its blocks ``0 .. c-1``; the main server's
 copy of a client's adapter (averaged each round too) is that of blocks
 ``c .. L-1`` (:func:`profile_adapters`).
@@ -34,7 +35,7 @@ from cosim.errors import CosimError
 from llm_split import lora as lora_mod
 from llm_split.flops import FlopCounter
 from llm_split.models import num_layers
-from llm_split.payload import state_dict_nbytes, tensor_nbytes
+from llm_split.payload import state_dict_nbytes
 from llm_split.split import ServerPart
 from llm_split.trainer import SplitLoRATrainer
 
@@ -49,6 +50,7 @@ def profile_costs(
     ranks: Sequence[int],
     lora: lora_mod.LoraSettings,
     batch: Mapping[str, torch.Tensor],
+    cut_dtype: str = "float32",
 ) -> dict[str, np.ndarray]:
     """FLOPs and payload bytes of one split LoRA step for every ``(cut, rank)``.
 
@@ -65,6 +67,9 @@ def profile_costs(
     batch : mapping of str to Tensor
         ``input_ids``, ``attention_mask``, ``labels``, each (B, T): one client
         batch (FLOPs depend on its shape only; bytes on shapes and dtypes).
+    cut_dtype : str
+        How the activations and their gradient cross the cut (:mod:`llm_split.compress`):
+        ``activation_bytes`` and ``gradient_bytes`` are the encoded payload's.
 
     Returns
     -------
@@ -79,7 +84,8 @@ def profile_costs(
     CosimError
         Cuts or ranks that are not distinct integers in range.
     """
-    return profile_costs_and_adapters(model_factory, cuts=cuts, ranks=ranks, lora=lora, batch=batch)[0]
+    return profile_costs_and_adapters(model_factory, cuts=cuts, ranks=ranks, lora=lora, batch=batch,
+                                      cut_dtype=cut_dtype)[0]
 
 
 def profile_costs_and_adapters(
@@ -89,6 +95,7 @@ def profile_costs_and_adapters(
     ranks: Sequence[int],
     lora: lora_mod.LoraSettings,
     batch: Mapping[str, torch.Tensor],
+    cut_dtype: str = "float32",
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray | float]]:
     """:func:`profile_costs` and, from the same measurement, the server side's adapter sizes.
 
@@ -113,7 +120,7 @@ def profile_costs_and_adapters(
             raise CosimError(f"cuts: expected integers in 1..{n_layers - 1}, the model has {n_layers} blocks "
                              f"(got {', '.join(str(c) for c in cuts if c >= n_layers)})")
         per_rank = _profile_rank(model, rank=rank, lora=dataclasses.replace(lora, rank=rank), batch=batch,
-                                 last_cut=max(cuts))
+                                 last_cut=max(cuts), cut_dtype=cut_dtype)
         for c, cut in enumerate(cuts):
             moved = slice(1, cut)  # blocks that leave the server when the cut moves from 1 to `cut`
             f, b = per_rank["block_forward"][moved].sum(), per_rank["block_backward"][moved].sum()
@@ -142,9 +149,9 @@ def synthetic_batch(*, vocab_size: int, batch_size: int, seq_len: int, seed: int
 
 
 def _profile_rank(model: nn.Module, *, rank: int, lora: lora_mod.LoraSettings,
-                  batch: Mapping[str, torch.Tensor], last_cut: int) -> dict:
+                  batch: Mapping[str, torch.Tensor], last_cut: int, cut_dtype: str) -> dict:
     """Measured step at cut 1, per-block FLOPs of blocks 1 .. last_cut-1, per-block adapter bytes."""
-    trainer = SplitLoRATrainer(model, cut_layer=1, lora=lora, n_clients=1, lr=1e-3)
+    trainer = SplitLoRATrainer(model, cut_layer=1, lora=lora, n_clients=1, lr=1e-3, cut_dtype=cut_dtype)
     step = trainer.step_flops(batch)  # leaves no trace on the model
     device = next(model.parameters()).device
     input_ids, mask, labels = (batch[k].to(device) for k in ("input_ids", "attention_mask", "labels"))
@@ -166,8 +173,8 @@ def _profile_rank(model: nn.Module, *, rank: int, lora: lora_mod.LoraSettings,
         "block_adapter_bytes": np.array([state_dict_nbytes(lora_mod.adapter_parameters(b, name)) for b in blocks],
                                         dtype=np.float64),
         "adapter_element_bytes": trainer.adapter_element_size(),
-        "activation_bytes": tensor_nbytes(hidden) + tensor_nbytes(mask) + tensor_nbytes(labels),
-        "gradient_bytes": tensor_nbytes(hidden),  # the gradient has the hidden state's shape and dtype
+        # What crosses the cut, as the trainer's steps report it (the gradient has the hidden state's shape).
+        **{f"{k}_bytes": v for k, v in trainer.cut_message_nbytes(batch).items()},
     }
 
 

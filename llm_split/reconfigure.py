@@ -76,7 +76,8 @@ def reconfigure(trainer: SplitLoRATrainer, *, cut: int, lora: lora_mod.LoraSetti
     group = trainer._client_optimizers[0].param_groups[0]
     model = strip_lora(copy.deepcopy(trainer.model))
     new = SplitLoRATrainer(model, cut_layer=cut, lora=dataclasses.replace(lora, rank=rank),
-                           n_clients=trainer.n_clients, lr=group["lr"], weight_decay=group["weight_decay"], seed=seed)
+                           n_clients=trainer.n_clients, lr=group["lr"], weight_decay=group["weight_decay"], seed=seed,
+                           cut_dtype=trainer.cut_dtype)
     new.model.train(trainer.model.training)
     scale_old, scale_new = lora.alpha / old_rank, lora.alpha / rank
     for k in range(trainer.n_clients):

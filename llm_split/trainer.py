@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from cosim.errors import CosimError
-from llm_split import lora as lora_mod
+from llm_split import compress, lora as lora_mod
 from llm_split.evaluate import EvalResult, evaluate_label_token
 from llm_split.fedavg import fedavg_state_dicts
 from llm_split.flops import (
@@ -61,12 +61,16 @@ class SplitLoRATrainer:
         weights. Dropout (if any) draws from torch's global generator.
     server_adapters : {"per_client", "shared"}
         One server-side adapter (and AdamW) per client, or one shared by all.
+    cut_dtype : str
+        How the activations and their gradient cross the cut (:mod:`llm_split.compress`):
+        ``"float32"`` as computed, or a 16-bit or int8 encoding that the receiver decodes.
     """
 
     SERVER_ADAPTERS = ("per_client", "shared")
 
     def __init__(self, model: nn.Module, *, cut_layer: int, lora: lora_mod.LoraSettings, n_clients: int,
-                 lr: float, weight_decay: float = 0.0, seed: int = 0, server_adapters: str = "per_client"):
+                 lr: float, weight_decay: float = 0.0, seed: int = 0, server_adapters: str = "per_client",
+                 cut_dtype: str = "float32"):
         problems = []
         if isinstance(n_clients, bool) or not isinstance(n_clients, int) or n_clients < 1:
             problems.append(f"n_clients(={n_clients!r}) must be an integer >= 1")
@@ -81,6 +85,7 @@ class SplitLoRATrainer:
         self.model = model
         self.n_clients = n_clients
         self.cut_layer = cut_layer
+        self.cut_dtype = compress.check_cut_dtype(cut_dtype)
         self.names = [f"client{k}" for k in range(n_clients)]
         self.shared_server = server_adapters == "shared"
         self.server_names = ["shared"] if self.shared_server else self.names
@@ -124,9 +129,9 @@ class SplitLoRATrainer:
         with self._count(tuple(input_ids.shape), "client_forward"):
             hidden = self.client_part(input_ids, attention_mask=mask)  # (B, T, H)
         self._in_flight[client] = hidden
-        sent = hidden.detach()
+        sent, sent_nbytes = compress.roundtrip(hidden.detach(), self.cut_dtype)  # as the server decodes it
         return CutMessage(hidden=sent, attention_mask=mask, labels=labels,
-                          nbytes=tensor_nbytes(sent) + tensor_nbytes(mask) + tensor_nbytes(labels))
+                          nbytes=sent_nbytes + tensor_nbytes(mask) + tensor_nbytes(labels))
 
     def server_step(self, client: int, message: CutMessage) -> ServerReply:
         """Server forward, backward and AdamW step with client ``client``'s server-side adapter."""
@@ -141,7 +146,8 @@ class SplitLoRATrainer:
         optimizer = self._server_optimizers[0 if self.shared_server else client]
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        return ServerReply(loss=loss.item(), grad=hidden.grad, nbytes=tensor_nbytes(hidden.grad))
+        grad, grad_nbytes = compress.roundtrip(hidden.grad, self.cut_dtype)  # as the client decodes it
+        return ServerReply(loss=loss.item(), grad=grad, nbytes=grad_nbytes)
 
     def client_backward(self, client: int, reply: ServerReply) -> None:
         """Backpropagate the cut gradient through client ``client``'s graph; AdamW step."""
@@ -200,7 +206,8 @@ class SplitLoRATrainer:
         """
         b, t = batch["input_ids"].shape
         param = next(self.client_part.parameters())
-        hidden = b * t * self.model.config.hidden_size * param.element_size()
+        hidden = compress.encoded_nbytes((b, t, self.model.config.hidden_size), self.cut_dtype,
+                                         element_size=param.element_size())
         return {"activation": hidden + tensor_nbytes(batch["attention_mask"]) + tensor_nbytes(batch["labels"]),
                 "gradient": hidden}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -11,6 +12,7 @@ import yaml
 from ..errors import ScenarioError
 from .fields import parse_section, to_plain
 from .schema import Scenario
+from .validate import ScenarioWarning, file_problems
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -44,7 +46,12 @@ def apply_overrides(raw: dict, overrides: Iterable[tuple[str, Any]]) -> tuple[di
 
 
 def scenario_from_dict(raw: Any, *, source: str = "<scenario>") -> Scenario:
-    """Check a scenario mapping; raise ScenarioError listing every problem as ``source: path: message``."""
+    """Check a scenario mapping; raise ScenarioError listing every problem as ``source: path: message``.
+
+    After the schema's checks, the scenario is checked against the files it names: its model's
+    configuration (depth, width, module names; no weights loaded) and its ``workload.profile``
+    (:mod:`cosim.scenario.validate`). Warnings are issued as :class:`ScenarioWarning`.
+    """
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -53,6 +60,10 @@ def scenario_from_dict(raw: Any, *, source: str = "<scenario>") -> Scenario:
     scenario = parse_section(Scenario, raw, "", problems)
     if scenario is not None:
         problems.extend(scenario.check())
+    if not problems:
+        problems, warned = file_problems(scenario)
+        for text in warned:
+            warnings.warn(f"{source}: {text}", ScenarioWarning, stacklevel=2)
     if problems:
         raise ScenarioError([f"{source}: {p}" for p in problems])
     return scenario

@@ -64,10 +64,19 @@ class Model:
                             "or a Hugging Face name or local path")
 
 
+ACTIVATION_DTYPES = ("float32", "float16", "bfloat16", "int8_per_tensor", "int8_per_token")
+
+
 @dataclass(frozen=True)
 class Split:
     cut_layer: int = setting(3, doc="blocks 0..cut_layer-1 run on the client, the rest on the main server; "
                                     "0 < cut_layer < number of blocks", gt=0)
+    activation_dtype: Literal["float32", "float16", "bfloat16", "int8_per_tensor", "int8_per_token"] = setting(
+        "float32", doc="encoding of what crosses the cut, both ways (the activations up, their gradient down): "
+                       "'float32' as computed; 'float16' / 'bfloat16' rounded to 16 bits; 'int8_per_tensor' / "
+                       "'int8_per_token' symmetric 8-bit integers with one float32 scale per tensor / per token "
+                       "(absmax / 127). The receiver computes on the decoded tensor (training feels the rounding) "
+                       "and the bytes are the encoded payload's (llm_split/compress.py)")
 
 
 @dataclass(frozen=True)

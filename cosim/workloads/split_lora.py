@@ -68,7 +68,7 @@ class SplitLoRAWorkload:
         trainer = SplitLoRATrainer(model, cut_layer=sc.split.cut_layer, lora=lora_settings(sc),
                                    n_clients=sc.clients.count, lr=sc.training.lr,
                                    weight_decay=sc.training.weight_decay, seed=stream_int(sc.seed, "lora"),
-                                   server_adapters=server_adapters(sc))
+                                   server_adapters=server_adapters(sc), cut_dtype=sc.split.activation_dtype)
         return cls(trainer=trainer, encoder=data.encoder, task=data.task, client_indices=data.client_indices,
                    samplers=data.samplers, eval_batch_size=sc.training.eval_batch_size, rank=sc.lora.rank)
 

@@ -112,7 +112,7 @@ def test_replay_times_the_new_options_exactly_and_models_no_accuracy(tmp_path, p
 @pytest.mark.parametrize("extra, message", [
     (["--set", "workload.kind=replay"], "workload.profile: expected a `cosim profile --out` JSON file"),
     (["--set", "workload.kind=replay", "--set", "workload.profile=/nonexistent/p.json"],
-     "workload.profile: /nonexistent/p.json: not a cosim profile"),
+     "workload.profile: /nonexistent/p.json: no such file"),
 ])
 def test_a_replay_without_a_readable_profile_is_refused(tmp_path, extra, message, capsys):
     assert main(["run", "scenarios/quickstart.yaml", "--out", str(tmp_path / "x"), "--quiet", *TINY, *extra]) == 2

@@ -111,11 +111,14 @@ def test_scenario_problems_name_the_run_and_key_and_nothing_runs(tmp_path, capsy
 
 @pytest.fixture(scope="module")
 def tiny_sweep(tmp_path_factory):
-    """Three tiny runs and one that fails at run time (tiny-llama has 4 blocks), on 2 workers."""
+    """Three tiny runs and one that fails at run time (1 training example for 2 clients), on 2 workers.
+
+    (A cut beyond the model's blocks no longer gets that far: validation refuses it before the sweep starts.)
+    """
     folder = tmp_path_factory.mktemp("sweep")
     path = write_sweep(folder, {"cases": [
         {"lora.rank": 2, "seed": 0}, {"lora.rank": 2, "seed": 1}, {"lora.rank": 4, "seed": 0},
-        {"split.cut_layer": 4}]})
+        {"data.max_train": 1}]})
     out = folder / "out"
     assert main(["sweep", str(path), "--out", str(out), "--workers", "2", "--quiet"]) == 1   # one failed
     return path, out
@@ -129,7 +132,7 @@ def test_every_run_has_one_row_and_the_failure_is_recorded(tiny_sweep):
     assert list(index.status) == ["done"] * 3 + ["failed"]
     assert list(index["lora.rank"].iloc[:3]) == [2, 2, 4] and list(index["seed"].iloc[:3]) == [0, 1, 0]
     bad = index.iloc[3]
-    assert "cut_layer" in bad.error and pd.isna(bad.total_time_s)
+    assert "exceeds the 1 examples to share" in bad.error and pd.isna(bad.total_time_s)
     assert (out / "failed" / f"{bad.run_id}.txt").is_file() and not (out / "runs" / bad.run_id).exists()
     done = index.iloc[:3]
     assert (done.total_time_s > 0).all() and done["after.accuracy"].notna().all() and done.error.isna().all()
@@ -195,7 +198,7 @@ def test_load_sweep_joins_the_index_with_summaries_and_traces(tiny_sweep):
     done = set(runs.run_id[runs.status == "done"])
     assert set(events.run_id) == done == set(rounds.run_id) == set(clients.run_id)
     assert len(clients) == 2 * len(rounds)                             # one row per round and client (2 clients)
-    assert list(events.columns[:4]) == ["run_id", "lora.rank", "seed", "split.cut_layer"]
+    assert list(events.columns[:4]) == ["run_id", "lora.rank", "seed", "data.max_train"]
     per_run = events.groupby("run_id").t_end_s.max()
     assert per_run.to_dict() == pytest.approx(runs.set_index("run_id").total_time_s[list(done)].to_dict())
     assert (rounds.groupby("run_id").size() == 1).all()
