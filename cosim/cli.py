@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "this held-out loss (default: the loss the best pilot rank reaches at its last round)")
     target.add_argument("--target-accuracy", type=float, default=None,
                         help="count the rounds to this held-out accuracy instead")
+    prof.add_argument("--target-tolerance", type=float, default=None, metavar="TOL",
+                      help="how close to the target counts as reached, in its units (default: none for a given "
+                           "target; for the default loss target 1%% of the best rank's drop over the pilot, for "
+                           "an accuracy target one binomial standard error)")
     prof.add_argument("--max-rounds", type=int, default=None, help="cap on rounds(rank) for a rank whose fitted "
                       "curve does not reach the target (default: 10 x the pilot rounds)")
     opt = sub.add_parser("optimize", help="every allocation policy's decisions and predicted delay, side by side")
@@ -70,8 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="cost table from `cosim profile --out` (default: measure it now)")
     opt.add_argument("--cuts", default=None, metavar="C1,C2,...", help="candidate cuts when measuring now")
     opt.add_argument("--ranks", default=None, metavar="R1,R2,...", help="candidate ranks when measuring now")
-    opt.add_argument("--knowledge", default="average", choices=["average", "current"],
-                     help="gains the optimizer sees: large-scale only, or the first fading block")
+    opt.add_argument("--knowledge", default=None, choices=["average", "current"],
+                     help="gains the policies see: large-scale only, or the first fading block (default: the "
+                          "scenario's allocation.knowledge, as `cosim run` decides)")
+    opt.add_argument("--check", action="store_true",
+                     help="also replay each policy on the scenario (replay workload, the scenario's fading) and print "
+                          "the realised delay beside the predicted one")
     opt.add_argument("--out", type=Path, default=None, help="also write the decisions to this JSON file")
     rep = sub.add_parser("report", help="write PNG figures and an index.md for a run or sweep folder")
     rep.add_argument("dir", type=Path, help="a run folder (summary.json) or a sweep folder (sweep.parquet)")
@@ -198,15 +206,43 @@ def _profile(args, sc) -> dict:
     acc = getattr(args, "target_accuracy", None)
     if acc is not None and not 0 < acc <= 1:
         raise CosimError(f"--target-accuracy: expected a value in (0, 1] (got {acc})")
+    tolerance = getattr(args, "target_tolerance", None)
+    if tolerance is not None and not tolerance >= 0:
+        raise CosimError(f"--target-tolerance: expected a value >= 0 (got {tolerance})")
     target = Target(metric="accuracy" if acc is not None else "loss",
-                    value=acc if acc is not None else getattr(args, "target_loss", None), max_rounds=max_rounds)
+                    value=acc if acc is not None else getattr(args, "target_loss", None), max_rounds=max_rounds,
+                    tolerance=tolerance)
+    bar = None
+
+    def stage(text: str) -> None:
+        nonlocal bar
+        if bar is None and text.startswith("pilot"):    # the pilot runs: a bar over all their rounds, with an ETA
+            from tqdm import tqdm
+
+            from .profile import DEFAULT_RANKS
+
+            n_ranks = len(pilot_ranks or ranks or DEFAULT_RANKS)
+            bar = tqdm(total=n_ranks * pilot_rounds, unit="round", file=sys.stderr, dynamic_ncols=True,
+                       bar_format="{desc} {bar} {n_fmt}/{total_fmt} pilot rounds [{elapsed}<{remaining}]")
+        if bar is None:
+            print(f"# {text}", file=sys.stderr)
+        else:
+            bar.set_description_str(text)
+
+    def round_done(rank: int, r: int) -> None:
+        bar.update(1)
+        bar.set_description_str(f"pilot: rank {rank}: round {r}/{pilot_rounds} done")
+
     try:
         return profile_scenario(sc, cuts=cuts, ranks=ranks, pilot_rounds=pilot_rounds, pilot_ranks=pilot_ranks,
-                                target=target, on_stage=lambda text: print(f"# {text}", file=sys.stderr))
+                                target=target, on_stage=stage, on_round=round_done)
     except CosimError as exc:
         if str(exc).startswith("cuts:"):
             raise CosimError(f"--{exc}") from exc
         raise
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _check_out_file(path: Path | None) -> None:
@@ -232,17 +268,35 @@ def _cmd_profile(args) -> int:
 
 
 def _cmd_optimize(args) -> int:
-    from .optimize import format_policies, optimize_scenario, to_json
-    from .profile import profile_convergence, read_profile
+    import tempfile
+
+    from .optimize import check_policies, format_policies, format_rounds, optimize_scenario, rounds_from_profile, \
+        to_json
+    from .profile import profile_to_json, read_profile
+    from .scenario.validate import ScenarioWarning, profile_problems
 
     _check_out_file(args.out)
     sc = _load(args)
-    profile = read_profile(args.profile) if args.profile is not None else _profile(args, sc)
-    conv = profile_convergence(profile)
+    if args.profile is not None:
+        profile = read_profile(args.profile)
+        problems, warned = profile_problems(sc, profile, f"--profile: {args.profile}", uses_pilot=True)
+        if problems:
+            raise CosimError("\n".join(problems))
+        for text in warned:
+            warnings.warn(text, ScenarioWarning)
+    else:
+        profile = _profile(args, sc)
     costs = profile["costs"]
-    result = optimize_scenario(sc, costs, knowledge=args.knowledge,
-                               rounds_to_target=None if conv is None else conv.rounds_for(costs["ranks"]))
-    sys.stdout.write(format_policies(result))
+    rounds, about = rounds_from_profile(profile, costs["ranks"])
+    result = {**optimize_scenario(sc, costs, knowledge=args.knowledge, rounds_to_target=rounds), **about}
+    if args.check:
+        with tempfile.TemporaryDirectory(prefix="cosim-optimize-") as tmp:
+            path = args.profile
+            if path is None:
+                path = Path(tmp) / "profile.json"
+                path.write_text(profile_to_json(profile))
+            check_policies(sc, result, path, on_policy=lambda name: print(f"# replaying {name}", file=sys.stderr))
+    sys.stdout.write(format_rounds(result) + format_policies(result))
     _write_out_file(args.out, to_json(result))
     return 0
 

@@ -36,7 +36,8 @@ _ARRAYS = ("cuts", "ranks", "client_forward_flops", "client_backward_flops", "se
 
 
 def profile_scenario(sc: Scenario, *, cuts=None, ranks=None, pilot_rounds: int = 0, pilot_ranks=None,
-                     target: Target | None = None, on_stage: Callable[[str], None] | None = None) -> dict:
+                     target: Target | None = None, on_stage: Callable[[str], None] | None = None,
+                     on_round: Callable[[int, int], None] | None = None) -> dict:
     """Measure the cost table of ``sc``'s model for every candidate cut and rank.
 
     Parameters
@@ -58,6 +59,8 @@ def profile_scenario(sc: Scenario, *, cuts=None, ranks=None, pilot_rounds: int =
         (the loss the best pilot rank reaches at its last pilot round).
     on_stage : callable(str), optional
         Told what is being measured (progress).
+    on_round : callable(rank, round), optional
+        Called after each pilot round (``round`` counts from 1), for a progress bar.
 
     Returns
     -------
@@ -110,7 +113,7 @@ def profile_scenario(sc: Scenario, *, cuts=None, ranks=None, pilot_rounds: int =
     pilot = None
     if pilot_rounds:
         pilot_ranks = ranks if pilot_ranks is None else list(pilot_ranks)
-        pilot = pilot_curves(sc, ranks=pilot_ranks, rounds=pilot_rounds, on_stage=stage)
+        pilot = pilot_curves(sc, ranks=pilot_ranks, rounds=pilot_rounds, on_stage=stage, on_round=on_round)
         Convergence.from_pilot({**pilot, "target": None})  # refuse unusable curves now, not at read time
         pilot["target"] = (target or Target()).to_dict()
     return {"model": sc.model.name, "n_layers": n_layers, "task": sc.data.task,
@@ -120,7 +123,8 @@ def profile_scenario(sc: Scenario, *, cuts=None, ranks=None, pilot_rounds: int =
             "costs": costs, **adapters, "pilot": pilot}
 
 
-def pilot_curves(sc: Scenario, *, ranks, rounds: int, on_stage: Callable[[str], None] | None = None) -> dict:
+def pilot_curves(sc: Scenario, *, ranks, rounds: int, on_stage: Callable[[str], None] | None = None,
+                 on_round: Callable[[int, int], None] | None = None) -> dict:
     """Held-out loss and accuracy per round of a short real training run of ``sc`` at each rank.
 
     Each run is ``sc`` with ``lora.rank``, ``training.rounds=rounds``,
@@ -146,6 +150,7 @@ def pilot_curves(sc: Scenario, *, ranks, rounds: int, on_stage: Callable[[str], 
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise CosimError(f"--pilot-rounds: expected an integer >= 1 (got {rounds!r})")
     stage = on_stage or (lambda text: None)
+    round_done = on_round or (lambda rank, r: stage(f"pilot: rank {rank}: round {r}/{rounds} done"))
     curves: dict[str, dict[str, list[float]]] = {"eval_loss": {}, "accuracy": {}}
     with tempfile.TemporaryDirectory(prefix="cosim-pilot-") as tmp:
         for rank in ranks:
@@ -156,8 +161,8 @@ def pilot_curves(sc: Scenario, *, ranks, rounds: int, on_stage: Callable[[str], 
                 allocation=dataclasses.replace(sc.allocation, policy="equal"),
                 workload=Workload())
             out = Path(tmp) / f"rank{rank}"
-            summary = run_scenario(run_sc, out, on_round=lambda r, now_s, rank=rank: stage(
-                f"pilot: rank {rank}: round {r + 1}/{rounds} done"))
+            summary = run_scenario(run_sc, out, on_stage=lambda text, rank=rank: stage(f"pilot: rank {rank}: {text}"),
+                                   on_round=lambda r, now_s, rank=rank: round_done(int(rank), r + 1))
             rows = pd.read_parquet(out / "rounds.parquet").sort_values("round")
             curves["eval_loss"][str(rank)] = [summary["before"]["loss"], *map(float, rows["eval_loss"])]
             curves["accuracy"][str(rank)] = [summary["before"]["accuracy"], *map(float, rows["accuracy"])]
@@ -223,4 +228,4 @@ def format_profile(result: dict) -> str:
     conv = profile_convergence(result)
     if conv is None:
         return text + "# no pilot runs: every rank is taken to need the scenario's training.rounds\n"
-    return text + conv.describe()
+    return text + conv.describe(ranks=c["ranks"])

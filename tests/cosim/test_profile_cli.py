@@ -119,8 +119,10 @@ def test_profile_pilot_stores_curves_and_optimize_uses_them(tmp_path, capsys):
                 "--set", "compute.client_flops_per_s=1e12", "--set", "lora.rank=4"]
     assert main(["profile", *settings, "--cuts", "1,2", "--ranks", "2,4", "--pilot-rounds", "2",
                  "--pilot-ranks", "4", "--max-rounds", "7", "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "# convergence: 2 pilot rounds" in printed and "fit loss(t) = c + a exp(-b t)" in printed
+    assert "2/2 pilot rounds [" in captured.err             # the progress bar, with its elapsed<remaining estimate
     result = read_profile(out)
     pilot = result["pilot"]
     assert pilot["ranks"] == [4] and pilot["rounds"] == 2 and pilot["target"]["max_rounds"] == 7
@@ -152,3 +154,57 @@ def test_bad_pilot_flags_exit_2(flags, message, capsys):
     assert main(["profile", *TINY, "--ranks", "2", *flags]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_a_default_target_has_a_tolerance_so_a_thousandth_of_a_nat_does_not_rank():
+    # Two ranks from 3.0 to about 1.0, ending 0.001 nats apart: without a tolerance the worse one misses the
+    # default target (the better one's last loss) and is extrapolated past the pilot.
+    pilot = {"rounds": 3, "ranks": [4, 8], "test_size": 128, "target": None,
+             "eval_loss": {"4": [3.0, 1.8, 1.3, 1.001], "8": [3.0, 1.7, 1.25, 1.000]},
+             "accuracy": {"4": [0.5, 0.6, 0.7, 0.8], "8": [0.5, 0.6, 0.7, 0.8]}}
+    conv = Convergence(pilot)
+    assert conv.tolerance[0] == pytest.approx(0.01 * (3.0 - 1.0))         # 1% of rank 8's drop, 0.02 nats
+    assert [conv.rounds_to_target(r).rounds for r in (4, 8)] == [3, 3]
+    assert {conv.rounds_to_target(r).how for r in (4, 8)} == {"measured"}
+    strict = Convergence({**pilot, "target": Target(tolerance=0.0).to_dict()})
+    assert strict.rounds_to_target(4).how == "extrapolated" and strict.rounds_to_target(4).rounds == 4
+    assert "tolerance 0.0200 (1% of rank 8's drop over the pilot)" in conv.describe()
+    # An accuracy target: one binomial standard error at it, n = the pilot's held-out examples.
+    acc = Convergence({**pilot, "target": Target(metric="accuracy").to_dict()})
+    assert acc.tolerance[0] == pytest.approx(np.sqrt(0.8 * 0.2 / 128))
+    # An explicit target has none unless asked.
+    assert Convergence({**pilot, "target": Target(value=1.2).to_dict()}).tolerance[0] == 0.0
+
+
+def test_an_unphysical_loss_floor_is_held_at_zero_and_flagged():
+    # Nearly straight: tiny-llama's first pilot rounds. The free fit levels off far below zero loss.
+    t, y = np.arange(4), np.array([10.857, 10.755, 10.650, 10.548])
+    free = fit_exponential(t, y)
+    assert free.c < -100
+    fit = fit_exponential(t, y, floor=0.0)
+    assert fit.c == 0.0 and fit.held == "floor" and fit.free_c == pytest.approx(free.c)
+    assert "floor held at 0 (free fit c = " in fit.note()
+    # It is the best fit with c = 0: no rate on a fine grid does better (a is solved exactly for each).
+    sse = float(np.sum((fit(t) - y) ** 2))
+    for b in np.geomspace(1e-4, 10, 2000):
+        e = np.exp(-b * t)
+        a = e @ y / (e @ e)
+        assert sse <= np.sum((a * e - y) ** 2) * (1 + 1e-9)
+    assert np.isfinite(fit.time_to(10.0, falling=True))
+    # Data that fit inside the bounds are untouched by them.
+    inside = fit_exponential(t, 0.5 + 2.0 * np.exp(-0.3 * t), floor=0.0)
+    assert inside.held is None and inside.c == pytest.approx(0.5, rel=1e-7)
+
+
+def test_ranks_without_a_pilot_say_where_their_rounds_come_from():
+    conv = Convergence(synthetic_pilot({4: (2.0, 0.5, 0.5), 16: (2.0, 0.9, 0.5)}, 5,
+                                       target={"metric": "loss", "value": 0.6}))
+    got = {r: d for r, d in zip((2, 4, 8, 16, 64), conv.rounds_detail([2, 4, 8, 16, 64]))}
+    # rank 4 reaches 0.6 at ln(20)/0.5 = 5.99 (past the 5-round pilot), rank 16 at ln(20)/0.9 = 3.33
+    assert (got[4].how, got[4].rounds, got[16].how, got[16].rounds) == ("extrapolated", 6, "measured", 4)
+    assert got[8].how == "interpolated" and got[8].detail == (
+        f"log2-linear between ranks 4 ({got[4].rounds}) and 16 ({got[16].rounds})")
+    assert got[8].rounds == 5                                                # halfway in log2: (6 + 4) / 2
+    assert (got[2].how, got[2].rounds) == ("nearest", got[4].rounds) and "no pilot rank below" in got[2].detail
+    assert (got[64].how, got[64].rounds) == ("nearest", got[16].rounds)
+    assert "(no pilot)" in conv.describe(ranks=[2, 4, 8, 16, 64])
