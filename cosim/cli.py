@@ -117,6 +117,8 @@ def _cmd_run(args) -> int:
     out = args.out if args.out is not None else Path("results") / sc.name
     with Progress(total_rounds=sc.training.rounds, enabled=not args.quiet) as progress:
         summary = run_scenario(sc, out, on_round=progress.round_done, on_stage=progress.stage)
+    from .analysis.report import accuracy_interval
+
     b, a = summary["before"], summary["after"]
     print(f"{sc.name}: {summary['rounds']} rounds, {summary['clients']} clients, "
           f"simulated {summary['total_time_s']:.3f} s (wall {summary['wall_time_s']:.1f} s)")
@@ -126,15 +128,17 @@ def _cmd_run(args) -> int:
     if a and a.get("source") == "not_modelled":
         print("held-out accuracy: not modelled (a replay under options its pilot curves know nothing of)")
     elif a:
-        tail = ""
+        tail = f" ({accuracy_interval(a)})"
         if a.get("source") == "extrapolated":
-            tail = f" -- extrapolated: a fitted curve beyond the pilot's {summary['pilot_rounds']} measured rounds"
+            tail = (f" (n={a['n']}) -- extrapolated: a fitted curve beyond the pilot's {summary['pilot_rounds']} "
+                    f"measured rounds")
         print(f"held-out accuracy {b['accuracy']:.3f} -> {a['accuracy']:.3f}, "
-              f"loss {b['loss']:.4f} -> {a['loss']:.4f} (n={a['n']}){tail}")
+              f"loss {b['loss']:.4f} -> {a['loss']:.4f}{tail}")
     for note in summary["notes"]:
         if note.startswith("stopped early"):
             print(note)
     print(f"wrote {out}/events.parquet, rounds.parquet, clients.parquet, summary.json, scenario.yaml")
+    print(f"next: cosim report {out}   (figures and an index.md in {out}/report)")
     return 0
 
 

@@ -9,12 +9,13 @@ holds runs.
 """
 
 from .analysis import (accuracy_vs_time, bytes_by_direction, client_round_delay, critical_path,
-                       phase_time_per_client, phase_totals, round_critical_paths)
+                       phase_time_per_client, phase_totals, round_critical_paths, wilson_interval)
 from .load import Run, load_run
 from .report import write_report
 from .sweep import SweepResults, load_sweep
 
 __all__ = [
     "Run", "SweepResults", "accuracy_vs_time", "bytes_by_direction", "client_round_delay", "critical_path",
-    "load_run", "load_sweep", "phase_time_per_client", "phase_totals", "round_critical_paths", "write_report",
+    "load_run", "load_sweep", "phase_time_per_client", "phase_totals", "round_critical_paths", "wilson_interval",
+    "write_report",
 ]

@@ -158,6 +158,23 @@ def bytes_by_direction(events: pd.DataFrame, *, by_client: bool = False) -> pd.D
     return table.fillna(0).astype("int64")
 
 
+def wilson_interval(p, n, *, z: float = 1.959964) -> tuple:
+    """Wilson score interval of a binomial proportion: accuracy ``p`` measured on ``n`` examples.
+
+    ``(p + z^2/2n -+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)``, 95% for the default ``z``
+    (Wilson 1927; Brown, Cai and DasGupta 2001 recommend it over the normal interval at
+    small ``n``). Works on scalars and arrays; NaN where ``n`` is 0 or NaN.
+    """
+    p, n = np.asarray(p, dtype=float), np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        denom = 1 + z * z / n
+        centre = (p + z * z / (2 * n)) / denom
+        half = z / denom * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+        bad = ~(n > 0)
+        lo, hi = np.where(bad, np.nan, centre - half), np.where(bad, np.nan, centre + half)
+    return (float(lo), float(hi)) if lo.ndim == 0 else (lo, hi)
+
+
 def accuracy_vs_time(rounds: pd.DataFrame, summary: dict | None = None) -> pd.DataFrame:
     """Held-out accuracy and loss against simulated time, one row per evaluation.
 
@@ -170,7 +187,9 @@ def accuracy_vs_time(rounds: pd.DataFrame, summary: dict | None = None) -> pd.Da
     -------
     DataFrame
         Columns ``round``, ``time_s`` (simulated, s), ``accuracy`` (fraction correct),
-        ``loss`` (mean held-out cross-entropy), sorted by time.
+        ``loss`` (mean held-out cross-entropy), ``n`` (held-out examples, from the
+        summary) and ``accuracy_lo`` / ``accuracy_hi`` (the 95% Wilson interval of the
+        accuracy, :func:`wilson_interval`), sorted by time.
     """
     rows = []
     summary = summary or {}
@@ -190,8 +209,11 @@ def accuracy_vs_time(rounds: pd.DataFrame, summary: dict | None = None) -> pd.Da
             rows.append({"round": last, "time_s": float(end), "accuracy": after.get("accuracy", math.nan),
                          "loss": after.get("loss", math.nan)})
     out = pd.DataFrame(rows, columns=["round", "time_s", "accuracy", "loss"])
-    return out.astype({"round": "int64", "time_s": "float64", "accuracy": "float64", "loss": "float64"}) \
+    out = out.astype({"round": "int64", "time_s": "float64", "accuracy": "float64", "loss": "float64"}) \
         .sort_values("time_s", kind="stable").reset_index(drop=True)
+    out["n"] = float((after or before).get("n", math.nan))       # one held-out set for every evaluation
+    out["accuracy_lo"], out["accuracy_hi"] = wilson_interval(out["accuracy"].to_numpy(), out["n"].to_numpy())
+    return out
 
 
 def client_round_delay(events: pd.DataFrame, rounds: pd.DataFrame | None = None) -> pd.DataFrame:

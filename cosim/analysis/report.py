@@ -19,11 +19,10 @@ import pandas as pd
 
 from cosim.errors import CosimError
 
-from .analysis import critical_path
+from .analysis import critical_path, wilson_interval
 from .load import load_run
 
 REPORT_DIR = "report"
-MAX_LINES = 6   # lines per sweep panel; more combinations are pooled into one
 EXPECTED = "a run folder with summary.json (`cosim run`) or a sweep folder with sweep.parquet (`cosim sweep`)"
 
 
@@ -50,7 +49,7 @@ def write_report(src_dir: str | Path, out_dir: str | Path | None = None) -> Path
     if (src / "summary.json").is_file():
         build = _run_report
     elif (src / "sweep.parquet").is_file():
-        build = _sweep_report
+        from .sweep_report import sweep_report as build
     else:
         raise CosimError(f"{src}: not a cosim run or sweep folder (expected {EXPECTED})")
     out = Path(out_dir) if out_dir is not None else src / REPORT_DIR
@@ -71,7 +70,7 @@ def write_report(src_dir: str | Path, out_dir: str | Path | None = None) -> Path
     return index
 
 
-def _figure(out: Path, name: str, fig, title: str, what: str) -> str:
+def figure(out: Path, name: str, fig, title: str, what: str) -> str:
     """Save one figure and return its markdown section."""
     from .plots import save
 
@@ -79,7 +78,7 @@ def _figure(out: Path, name: str, fig, title: str, what: str) -> str:
     return f"### {title}\n\n{what}\n\n![{title}]({name})\n"
 
 
-def _table(rows: list[tuple[str, str]], head: tuple[str, str] = ("quantity", "value")) -> str:
+def table(rows: list[tuple[str, str]], head: tuple[str, str] = ("quantity", "value")) -> str:
     lines = [f"| {head[0]} | {head[1]} |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows)]
     return "\n".join(lines) + "\n"
 
@@ -94,7 +93,13 @@ def _eval_text(summary: dict, key: str, fmt: str) -> str:
         return "not evaluated"
     bt = format(b[key], fmt) if key in b else "?"
     at = format(a[key], fmt) if key in a else "?"
-    return f"{bt} -> {at}" + (f" (n={a['n']})" if "n" in a and key == "accuracy" else "")
+    return f"{bt} -> {at}" + (f" ({accuracy_interval(a)})" if key == "accuracy" and "n" in a else "")
+
+
+def accuracy_interval(evaluation: dict) -> str:
+    """``n=128, 95% CI 0.644-0.797`` (Wilson) for an evaluation with ``accuracy`` and ``n``."""
+    lo, hi = wilson_interval(evaluation["accuracy"], evaluation["n"])
+    return f"n={evaluation['n']}, 95% CI {lo:.3f}-{hi:.3f}" if lo == lo else f"n={evaluation['n']}"
 
 
 def _run_report(src: Path, out: Path) -> str:
@@ -117,132 +122,79 @@ def _run_report(src: Path, out: Path) -> str:
     if len(rounds):
         rows.append(("round duration, mean (min-max)", f"{rounds['duration_s'].mean():.3f} s "
                      f"({rounds['duration_s'].min():.3f}-{rounds['duration_s'].max():.3f} s)"))
+    tsfa = plots.is_tsfa(rounds, summary)
+    if tsfa:
+        t = (summary.get("strategy") or {}).get("tsfa") or {}
+        rows.append(("TSFA budget / mean round latency / final queue",
+                     f"{t.get('latency_budget_s', math.nan):.4g} s / {rounds['duration_s'].mean():.4g} s / "
+                     f"{t.get('final_queue_s', math.nan):.4g} s"))
     if "wall_time_s" in summary:
-        rows.append(("wall-clock time of the run", f"{summary['wall_time_s']:.1f} s"))
-    sections = [f"# Report: run `{summary.get('name', src.name)}`\n", f"Source: `{src}`\n", _table(rows)]
+        rows.append(("wall-clock time of the run (machine-dependent)", f"{summary['wall_time_s']:.1f} s"))
+    sections = [f"# Report: run `{summary.get('name', src.name)}`\n", f"Source: `{src}`\n", table(rows)]
     if events.empty:
         sections.append("The run recorded no events: no figures.\n")
         return "\n".join(sections)
 
     whole = events["round"].nunique() <= plots.WHOLE_RUN_ROUNDS
     sections.append("## Figures\n")
-    sections.append(_figure(
+    sections.append(figure(
         out, "timeline.png", plots.timeline(events, rounds), "Timeline",
         "One row per client and the federated server, one bar per event coloured by kind, over simulated "
-        f"time ({'the whole run' if whole else 'first and last round'}; dotted lines: round boundaries)."
+        f"time ({'the whole run' if whole else 'first and last round'}; dotted lines: round boundaries). "
+        f"Events shorter than {100 * plots.THIN:g}% of the axis (milliseconds of compute beside seconds of "
+        "transfer) also get a tick above their row; their durations are in the next figure."
         + (" Server steps and queueing are drawn on the row of the client they serve."
            if events["kind"].isin(["server_step", "server_queue"]).any() else "")))
-    sections.append(_figure(
+    sections.append(figure(
+        out, "event_durations.png", plots.event_durations(events), "Event durations",
+        "Every event's duration on a log scale, one row per kind (black bar and label: the median): compute, "
+        "transfers and waits side by side whatever their scale."))
+    sections.append(figure(
         out, "loss_accuracy.png", plots.loss_accuracy(events, rounds, summary), "Loss and accuracy",
-        "Training loss of every step and its round mean, held-out loss (top) and held-out accuracy "
-        "(bottom) against simulated time; the point at 0 s is the model before training."))
+        "Training loss of every step and its round mean, held-out loss (top) and held-out accuracy with its "
+        "95% Wilson interval (bottom) against simulated time; held-out points are drawn only where measured "
+        "(`training.eval_every`), joined only when every round was; the point at 0 s is the model before "
+        "training."))
     try:
         path = critical_path(events)
     except ValueError as exc:
         sections.append(f"### Critical path\n\nNot drawn: {exc}.\n")
     else:
         top = path.groupby(path["kind"].astype(str))["duration_s"].sum().sort_values()
-        sections.append(_figure(
+        sections.append(figure(
             out, "critical_path.png", plots.critical_path_breakdown(path), "Critical path per phase",
             f"Seconds of the chain of events that sets the total time, per event kind; "
             f"`{top.index[-1]}` is the largest ({top.iloc[-1]:.3f} s of {top.sum():.3f} s)."))
-    sections.append(_figure(
+    _, idle = plots.busy_rows(events)
+    sections.append(figure(
         out, "busy_time.png", plots.busy_time(events), "Busy time per client",
-        "Seconds each client (and the federated server) spends in each kind of event, summed over the run; "
-        "parallel work counts once per client, so bars can exceed the total time."))
+        "Seconds each client (and the federated server) spends in each kind of event, summed over the run, "
+        "stacked in the legend's order; parallel work counts once per client, so bars can exceed the total "
+        "time." + (" Not drawn, busy too little to see: "
+                   + ", ".join(f"{'the federated server' if c == -1 else f'client {c}'} ({s:.3g} s)"
+                               for c, s in idle.items()) + "." if len(idle) else "")))
     if "energy_of" in events and (events["energy_of"] == "device").any():
         e = summary.get("energy", {})
-        sections.append(_figure(
+        sections.append(figure(
             out, "energy_per_device.png", plots.energy_per_device(events), "Energy per device",
             "Joules each device spends over the run: its compute (FLOPs x J/FLOP, `energy.*`) and its "
             "transmissions ((transmit + circuit power) x air time, retransmissions included)"
             + (f"; devices {e['devices_j']:.3g} J in all, servers {e['servers_j']:.3g} J, base station "
                f"{e['base_station_j']:.3g} J." if e else ".")))
-    sections.append(_figure(
-        out, "round_delay_cdf.png", plots.round_delay_cdf(events, rounds), "Per-client round delay",
-        "Empirical CDF over clients and rounds of the time from a round's start to the client's adapter "
-        "upload finishing (dots: each client's rounds); the slowest client sets the round."))
+    n_clients = events.loc[events["client"] >= 0, "client"].nunique()
+    strip = n_clients <= plots.STRIP_MAX_CLIENTS
+    sections.append(figure(
+        out, "round_delay.png", plots.round_delay(events, rounds), "Per-client round delay",
+        ("One dot per client and round (colour: the round)" if strip else
+         "Empirical CDF over clients and rounds") +
+        " of the time from a round's start to the client's adapter upload finishing; the slowest client sets "
+        "the round, and the dashed line is the mean round with its aggregation and broadcast."))
+    if tsfa:
+        sections.append(figure(
+            out, "tsfa.png", plots.tsfa_rounds(rounds, clients, summary), "TSFA online stage",
+            "Per round: the realised latency (bars), the latency predicted when the round was decided and the "
+            "running mean against the long-term budget (top left); the virtual queue Q after the round (top "
+            "right); each client's chosen sparsity (bottom left) and share of the cell's subchannels (bottom "
+            "right). From rounds.parquet (`duration_s`, `predicted_s`, `virtual_queue`), clients.parquet "
+            "(`sparsity`, `bandwidth_share`) and the summary's budget."))
     return "\n".join(sections)
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
-
-
-def _sweep_report(src: Path, out: Path) -> str:
-    from cosim.sweep.index import METRICS
-
-    from . import plots
-
-    meta_path = src / "sweep.json"
-    try:
-        index = pd.read_parquet(src / "sweep.parquet")
-        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    except (OSError, ValueError) as exc:
-        raise CosimError(f"{src}: cannot read the sweep index ({exc})") from exc
-    params = [p for p in meta.get("params", []) if p in index.columns]
-    status = index["status"].fillna("pending").value_counts()
-    done = index[index["status"] == "done"]
-    rows = [("runs", str(len(index))), *((f"runs {s}", str(n)) for s, n in status.items()),
-            ("varied parameters", _names(params) or "none")]
-    name = meta.get("name", src.name)
-    sections = [f"# Report: sweep `{name}`\n", f"Source: `{src}`\n", _table(rows)]
-    metrics = [m for m in METRICS if m in done.columns and done[m].notna().any()]
-    if done.empty or not metrics:
-        sections.append("No finished run yet: no figures.\n")
-        return "\n".join(sections)
-
-    groups = [p for p in params if p != "seed"]
-    if groups and done.groupby(groups, sort=False, dropna=False).ngroups <= 20:
-        means = done.groupby(groups, sort=False, dropna=False).agg(
-            runs=("run_id", "size"), total_time_s=("total_time_s", "mean"),
-            after_accuracy=("after.accuracy", "mean"), uplink_bytes=("uplink_bytes", "mean")).reset_index()
-        head = [*groups, "runs", "total time (s)", "accuracy after", "uplink (MB)"]
-        body = [[*(plots.short_label(str(v), width=48) for v in row[:len(groups)]), str(row[len(groups)]),
-                 *(f"{v:.4g}" for v in (row[-3], row[-2], row[-1] / 1e6))]
-                for row in means.itertuples(index=False)]
-        sections.append("Mean over the runs (seeds) of each combination:\n")
-        sections.append(_grid(head, body))
-    xs = _axes(done, groups) or params
-    if not xs:
-        sections.append("Nothing varies in this sweep: no figures.\n")
-        return "\n".join(sections)
-    sections.append("## Figures\n")
-    sections.append(f"Metrics plotted: {', '.join(f'`{m}`' for m in metrics)}\n")
-    for x in xs:
-        hue = [h for h in xs if h != x and not _determines(done, x, h)]
-        along = [q for q in groups if q not in xs and _determines(done, x, q) and _determines(done, q, x)]
-        if hue and done.groupby(hue, sort=False, dropna=False).ngroups > MAX_LINES:
-            hue = []
-        fig = plots.sweep_param(done, x, metrics, hue=hue, max_lines=MAX_LINES)
-        what = [f"Each headline metric against `{x}`"
-                + (f", which varies together with {_names(along)}" if along else "") + "."]
-        what.append(f"One line per value of {_names(hue)}" if hue else "One line")
-        what.append(": the mean over the finished runs that share its values; the band spans their minimum to "
-                    "maximum (over seeds and any parameter not on a line). Metrics NaN in every run are left out.")
-        sections.append(_figure(out, f"sweep_{_slug(x)}.png", fig, f"Metrics against {x}",
-                                what[0] + " " + what[1] + what[2]))
-    return "\n".join(sections)
-
-
-def _names(params: list[str]) -> str:
-    return ", ".join(f"`{p}`" for p in params)
-
-
-def _determines(runs: pd.DataFrame, a: str, b: str) -> bool:
-    """Whether each value of parameter ``a`` comes with one value of ``b`` (zipped, or b fixed per a)."""
-    return bool((runs.groupby(runs[a].astype(str))[b].agg(lambda v: v.astype(str).nunique()) <= 1).all())
-
-
-def _axes(runs: pd.DataFrame, params: list[str]) -> list[str]:
-    """The parameters worth an x axis: one of each set that vary together (``zip``), the first kept."""
-    out: list[str] = []
-    for p in params:
-        if not any(_determines(runs, q, p) and _determines(runs, p, q) for q in out):
-            out.append(p)
-    return out
-
-
-def _grid(head: list[str], body: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head), *("| " + " | ".join(r) + " |" for r in body)]
-    return "\n".join(lines) + "\n"

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cosim.analysis import (accuracy_vs_time, bytes_by_direction, client_round_delay, critical_path, load_run,
+from cosim.analysis import (wilson_interval, accuracy_vs_time, bytes_by_direction, client_round_delay, critical_path, load_run,
                      phase_time_per_client, round_critical_paths)
 
 
@@ -96,13 +96,28 @@ def test_client_round_delay_by_hand():
 def test_accuracy_vs_time_puts_before_at_zero_and_after_at_the_end_once():
     summary = {"total_time_s": 18.0, "before": {"accuracy": 0.5, "loss": 2.0, "n": 8},
                "after": {"accuracy": 0.7, "loss": 0.9, "n": 8}}
+    cols = ["round", "time_s", "accuracy", "loss"]
     got = accuracy_vs_time(HAND_ROUNDS, summary)
-    assert got.values.tolist() == [[-1, 0.0, 0.5, 2.0], [1, 18.0, 0.7, 0.9]]       # last round evaluated: once
+    assert got[cols].values.tolist() == [[-1, 0.0, 0.5, 2.0], [1, 18.0, 0.7, 0.9]]  # last round evaluated: once
+    assert got["n"].tolist() == [8, 8]
+    assert got[["accuracy_lo", "accuracy_hi"]].values.tolist() == [list(wilson_interval(0.5, 8)),
+                                                                   list(wilson_interval(0.7, 8))]
     not_evaluated = HAND_ROUNDS.assign(accuracy=np.nan, eval_loss=np.nan)
     got = accuracy_vs_time(not_evaluated, summary)
-    assert got.values.tolist() == [[-1, 0.0, 0.5, 2.0], [1, 18.0, 0.7, 0.9]]       # from the summary
+    assert got[cols].values.tolist() == [[-1, 0.0, 0.5, 2.0], [1, 18.0, 0.7, 0.9]]  # from the summary
     assert accuracy_vs_time(not_evaluated).empty
     assert accuracy_vs_time(HAND_ROUNDS)[["round", "time_s", "accuracy"]].values.tolist() == [[1, 18.0, 0.7]]
+
+
+def test_wilson_interval_against_hand_computed_values():
+    # p = 0.727 of n = 128 (the quickstart's accuracy): centre (p + z^2/2n) / (1 + z^2/n) = 0.72040,
+    # half-width z / (1 + z^2/n) sqrt(p (1-p) / n + z^2 / 4n^2) = 0.07633.
+    lo, hi = wilson_interval(0.727, 128)
+    assert (lo, hi) == pytest.approx((0.72040 - 0.07633, 0.72040 + 0.07633), abs=2e-5)
+    # p = 0: the interval is [0, z^2 / (n + z^2)], not the normal interval's [0, 0].
+    lo, hi = wilson_interval(0.0, 10)
+    assert lo == pytest.approx(0.0, abs=1e-12) and hi == pytest.approx(1.959964 ** 2 / (10 + 1.959964 ** 2))
+    assert all(math.isnan(v) for v in wilson_interval(0.5, 0))
 
 
 # --- a real tiny run --------------------------------------------------------------------------------

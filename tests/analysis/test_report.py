@@ -11,11 +11,11 @@ import pytest
 
 from cosim.cli import main
 from cosim.errors import CosimError
-from cosim.analysis import write_report
+from cosim.analysis import wilson_interval, write_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
-RUN_FIGURES = ["timeline.png", "loss_accuracy.png", "critical_path.png", "busy_time.png", "energy_per_device.png",
-               "round_delay_cdf.png"]
+RUN_FIGURES = ["timeline.png", "event_durations.png", "loss_accuracy.png", "critical_path.png", "busy_time.png",
+               "energy_per_device.png", "round_delay.png"]
 
 
 def figures_in(index_md):
@@ -39,6 +39,8 @@ def test_run_report_writes_every_figure_and_an_index_that_embeds_them(tiny_run, 
     summary = json.loads((tiny_run / "summary.json").read_text())
     assert f"{summary['total_time_s']:.3f} s (4 rounds, 3 clients)" in text
     assert f"{summary['before']['accuracy']:.3f} -> {summary['after']['accuracy']:.3f}" in text
+    lo, hi = wilson_interval(summary["after"]["accuracy"], summary["after"]["n"])
+    assert f"(n={summary['after']['n']}, 95% CI {lo:.3f}-{hi:.3f})" in text       # the binomial error, said
     assert "first and last round" in text                                 # 4 rounds: not the whole run
     assert text.count("### ") == len(RUN_FIGURES)                         # one line per figure says what it shows
 
