@@ -17,12 +17,13 @@ matplotlib.use("Agg")  # off-screen: reports are written by scripts and on headl
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-# Device compute indigo / green, server compute cyan, waiting red; uplink orange / olive, downlink purple / pink.
+# Device compute indigo / green, server compute cyan, waiting red (idle: pale grey); uplink orange / olive,
+# downlink purple / pink / dark gold.
 KIND_COLORS = {
     "client_forward": "#3b4cc0", "client_backward": "#2ca02c", "local_step": "#3b4cc0",
     "server_step": "#17becf", "server_queue": "#d62728", "aggregate": "#8c564b",
     "uplink": "#ff7f0e", "adapter_upload": "#bcbd22",
-    "downlink": "#9467bd", "broadcast": "#e377c2",
+    "downlink": "#9467bd", "broadcast": "#e377c2", "model_download": "#8c6d31", "idle": "#e5e5e5",
 }
 _GREYS = ("#7f7f7f", "#b0b0b0", "#505050", "#d0d0d0")
 FED_SERVER = -1

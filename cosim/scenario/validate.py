@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..errors import CosimError
 from ..model_info import model_shape
+from .schema import SPLIT_STRATEGIES
 
 #: Allocation policies that read rounds(rank) from the profile's pilot curves.
 PILOT_POLICIES = ("optimizer", "split_rank_only")
@@ -57,7 +58,7 @@ def model_problems(sc) -> list[str]:
         return [f"model.name: {str(exc).removeprefix(f'model {name!r}: ')} (got {name!r})"]
     problems = []
     about = f"{sc.model.name} ({shape.n_layers} blocks, hidden size {shape.hidden_size})"
-    if sc.strategy.name == "split" and not 0 < sc.split.cut_layer < shape.n_layers:
+    if sc.strategy.name in SPLIT_STRATEGIES and not 0 < sc.split.cut_layer < shape.n_layers:
         problems.append(f"split.cut_layer: expected 0 < cut_layer < {shape.n_layers}, the blocks of {about} "
                         f"(got {sc.split.cut_layer})")
     linears = shape.block_linears
