@@ -212,7 +212,7 @@ def _cmd_optimize(args) -> int:
     sc = _load(args)
     if args.profile is not None:
         profile = read_profile(args.profile)
-        problems, warned = profile_problems(sc, profile, f"--profile: {args.profile}", uses_pilot=True)
+        problems, warned = profile_problems(sc, profile, f"--profile: {args.profile}", uses_pilot="decides")
         if problems:
             raise CosimError("\n".join(problems))
         for text in warned:

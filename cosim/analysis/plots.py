@@ -15,6 +15,6 @@ from .tsfa_plots import is_tsfa, tsfa_rounds
 
 __all__ = [
     "FED_SERVER", "KIND_COLORS", "METRIC_AXES", "STRIP_MAX_CLIENTS", "THIN", "WHOLE_RUN_ROUNDS", "busy_rows",
-    "busy_time", "critical_path_breakdown", "energy_per_device", "event_durations", "is_tsfa", "kind_colors", "loss_accuracy",
-    "round_delay", "save", "short_label", "sweep_param", "timeline", "tsfa_rounds",
+    "busy_time", "critical_path_breakdown", "energy_per_device", "event_durations", "is_tsfa", "kind_colors",
+    "loss_accuracy", "round_delay", "save", "short_label", "sweep_param", "timeline", "tsfa_rounds",
 ]

@@ -24,6 +24,7 @@ METRIC_AXES = {
     "critical_path_time_s": ("critical path time (s)", 1.0),
     "uplink_bytes": ("uplink traffic (MB)", 1e-6),
     "downlink_bytes": ("downlink traffic (MB)", 1e-6),
+    "energy.devices_j": ("energy of all devices (J)", 1.0),
     "final_train_loss": ("final training loss (nats)", 1.0),
     "before.accuracy": ("held-out accuracy before (fraction)", 1.0),
     "before.loss": ("held-out loss before (nats)", 1.0),

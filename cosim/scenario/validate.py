@@ -93,13 +93,16 @@ def read_profile_once(path: str | Path) -> dict:
     return _read(str(path.resolve()), path.stat().st_mtime_ns)
 
 
-def profile_problems(sc, profile: dict, source: str, *, uses_pilot: bool) -> tuple[list[str], list[str]]:
+def profile_problems(sc, profile: dict, source: str, *, uses_pilot: str | None) -> tuple[list[str], list[str]]:
     """Mismatches between scenario ``sc`` and a profile read from ``source``: (problems, warnings).
 
     The cost table must have been measured with the scenario's model, batch, sequence length, cut
-    encoding and LoRA target modules; a replay needs the scenario's cut and rank in it. When the
-    pilot curves are used (``uses_pilot``), the pilot's training settings must match too
-    (:data:`PILOT_SETTINGS`).
+    encoding and LoRA target modules; a replay needs the scenario's cut and rank in it. Where the
+    pilot curves are used, the pilot's training settings are compared too (:data:`PILOT_SETTINGS`):
+    ``uses_pilot="decides"`` (rounds(rank) choose the cut and rank: ``optimizer``, ``split_rank_only``,
+    ``cosim optimize``) refuses a mismatch that changes what a round of training does;
+    ``uses_pilot="reports"`` (a replay's held-out accuracy and loss only) warns, since the timing is
+    right and only the accuracy is the pilot's; None compares nothing.
     """
     problems, warnings = [], []
     measured = (("model.name", sc.model.name, profile.get("model")),
@@ -127,9 +130,12 @@ def profile_problems(sc, profile: dict, source: str, *, uses_pilot: bool) -> tup
         for key, path, refuse in PILOT_SETTINGS:
             if key in pilot and pilot[key] != setting(sc, path):
                 text = (f"{source}: its pilot runs had {path}={pilot[key]} (the scenario has {setting(sc, path)})")
-                if refuse:
+                if refuse and uses_pilot == "decides":
                     problems.append(text + ": rounds(rank) and the pilot's accuracy do not apply; profile again "
                                            "with the scenario's settings")
+                elif refuse:
+                    warnings.append(text + ": the replay's held-out accuracy and loss are the pilot's, not this "
+                                           "scenario's")
                 else:
                     warnings.append(text + ": rounds(rank) are taken from the pilot as they are")
     return problems, warnings
@@ -146,6 +152,7 @@ def file_problems(sc) -> tuple[list[str], list[str]]:
     except CosimError as exc:
         text = str(exc)
         return problems + [f"workload.profile: {text if text.startswith(str(path)) else f'{path}: {text}'}"], warnings
-    uses_pilot = sc.workload.kind == "replay" or sc.allocation.policy in PILOT_POLICIES
+    uses_pilot = ("decides" if sc.allocation.policy in PILOT_POLICIES else
+                  "reports" if sc.workload.kind == "replay" else None)
     more, warned = profile_problems(sc, profile, str(path), uses_pilot=uses_pilot)
     return problems + [f"workload.profile: {p}" for p in more], warnings + [f"workload.profile: {w}" for w in warned]

@@ -17,8 +17,9 @@ RUNS_DIR = "runs"
 FAILED_DIR = "failed"
 
 # Summary fields copied into the index (dotted: nested keys of summary.json).
-METRICS = ("total_time_s", "critical_path_time_s", "uplink_bytes", "downlink_bytes", "final_train_loss",
-           "before.accuracy", "before.loss", "after.accuracy", "after.loss", "n_events", "wall_time_s")
+METRICS = ("total_time_s", "critical_path_time_s", "uplink_bytes", "downlink_bytes", "energy.devices_j",
+           "final_train_loss", "before.accuracy", "before.loss", "after.accuracy", "after.loss", "n_events",
+           "wall_time_s")
 
 
 def metrics(summary: dict) -> dict[str, Any]:

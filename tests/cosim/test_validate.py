@@ -175,8 +175,9 @@ def test_a_missing_profile_is_named_in_validation(tmp_path, capsys):
 def test_a_profile_measured_otherwise_is_refused_with_every_mismatch(tmp_path):
     path = fake_profile(tmp_path / "p.json", model="tiny-gpt2", batch_size=8, activation_dtype="float16",
                         **{"pilot.local_iterations": 3})
-    with pytest.raises(ScenarioError) as exc:
-        scenario_from_dict(replay_scenario(path, **{"training.local_iterations": 6, "lora.rank": 8}), source="s")
+    with pytest.raises(ScenarioError) as exc:                     # the optimizer decides with rounds(rank)
+        scenario_from_dict(replay_scenario(path, **{"training.local_iterations": 6, "lora.rank": 8,
+                                                    "allocation.policy": "optimizer"}), source="s")
     p = f"s: workload.profile: {path}"
     assert exc.value.problems == [
         f"{p} was measured with model.name=tiny-gpt2 (the scenario has tiny-llama)",
@@ -185,6 +186,14 @@ def test_a_profile_measured_otherwise_is_refused_with_every_mismatch(tmp_path):
         f"{p} lacks lora.rank=8 (ranks [2, 4])",
         f"{p}: its pilot runs had training.local_iterations=3 (the scenario has 6): rounds(rank) and the pilot's "
         f"accuracy do not apply; profile again with the scenario's settings"]
+
+
+def test_a_replay_only_warns_that_its_accuracy_is_the_pilots(tmp_path):
+    # The timing of a replay does not depend on the pilot; only its held-out accuracy and loss do.
+    path = fake_profile(tmp_path / "p.json", **{"pilot.local_iterations": 3})
+    with pytest.warns(ScenarioWarning, match=r"its pilot runs had training.local_iterations=3 \(the scenario has "
+                                             r"6\): the replay's held-out accuracy and loss are the pilot's"):
+        scenario_from_dict(replay_scenario(path, **{"training.local_iterations": 6}))
 
 
 def test_a_pilot_with_other_clients_is_a_warning(tmp_path):
