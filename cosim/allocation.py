@@ -24,8 +24,8 @@ import numpy as np
 import solver
 
 from .errors import CosimError, ScenarioError
-from .optimize import applied_power, build_problem
-from .profile import profile_convergence, read_profile
+from .problem import applied_power, build_problem
+from .profile_file import profile_convergence, read_profile
 from .radio import with_uplink
 from .scenario import Scenario
 from .seeding import stream

@@ -79,7 +79,7 @@ def capture(federation, next_round: int, before: Evaluation, sc: Scenario) -> di
         radios.append(None if now is home else [list(map(int, now.subchannels)),
                                                 np.asarray(now.uplink.power_w, dtype=float).tolist()])
     return {
-        "format": FORMAT, "scenario": dump_scenario(without_checkpoint(sc)), "next_round": next_round, "now_s": sim.env.now,
+        "format": FORMAT, "scenario": dump_scenario(without_checkpoint(sc)), "every_rounds": sc.checkpoint.every_rounds, "next_round": next_round, "now_s": sim.env.now,
         "before": _eval(before),
         "federation": {"version": federation.version, "held": list(federation.held),
                        "global_nbytes": federation.global_nbytes,

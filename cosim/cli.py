@@ -24,6 +24,37 @@ def _load(args):
     return load_scenario(args.scenario, overrides=args.overrides, seed=args.seed)
 
 
+def _run_target(args):
+    """The scenario and output folder of ``cosim run``: from SCENARIO, or from the checkpoint of ``--resume DIR``."""
+    from . import checkpoint
+    from .scenario import scenario_from_dict
+
+    if args.checkpoint_every is not None:
+        if args.checkpoint_every < 0:
+            raise ScenarioError([f"--checkpoint-every: expected a value >= 0 (got {args.checkpoint_every})"])
+        args.overrides = [*args.overrides, f"checkpoint.every_rounds={args.checkpoint_every}"]
+    if args.resume is None:
+        if args.scenario is None:
+            raise ScenarioError(["cosim run: expected a SCENARIO file, or --resume DIR"])
+        sc = _load(args)
+        return sc, args.out if args.out is not None else Path("results") / sc.name
+    if args.scenario is not None or args.out is not None:
+        raise ScenarioError(["--resume: takes the scenario and the folder from DIR (no SCENARIO, no --out)"])
+    state = checkpoint.read(args.resume)
+    if state is None:
+        raise ScenarioError([f"--resume {args.resume}: no checkpoint there ({checkpoint.checkpoint_path(args.resume)})"])
+    import yaml
+
+    from .scenario.load import apply_overrides, parse_override
+
+    raw = yaml.safe_load(state["scenario"])
+    raw["checkpoint"] = {"every_rounds": int(state.get("every_rounds", 0))}
+    raw, problems = apply_overrides(raw, [parse_override(o) for o in args.overrides])
+    if problems:
+        raise ScenarioError(problems)
+    return scenario_from_dict(raw, source=str(checkpoint.checkpoint_path(args.resume))), args.resume
+
+
 def _cmd_validate(args) -> int:
     from .scenario import dump_scenario
 
@@ -42,8 +73,7 @@ def _cmd_run(args) -> int:
     from .run import run_scenario
     from .progress import Progress
 
-    sc = _load(args)
-    out = args.out if args.out is not None else Path("results") / sc.name
+    sc, out = _run_target(args)
     with Progress(total_rounds=sc.training.rounds, enabled=not args.quiet) as progress:
         summary = run_scenario(sc, out, on_round=progress.round_done, on_stage=progress.stage)
     from .analysis.report import accuracy_interval

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 
-def _scenario_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("scenario", help="scenario YAML file")
+def _scenario_args(p: argparse.ArgumentParser, optional: bool = False) -> None:
+    p.add_argument("scenario", nargs="?" if optional else None, help="scenario YAML file")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting by its dotted path, e.g. --set training.rounds=5 (repeatable)")
     p.add_argument("--seed", type=int, default=None, help="override the scenario seed")
@@ -18,10 +18,15 @@ def build_parser() -> argparse.ArgumentParser:
         "Co-simulate federated split fine-tuning of a language model over a wireless network."))
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a scenario and write its traces")
-    _scenario_args(run)
+    _scenario_args(run, optional=True)
     run.add_argument("--out", type=Path, default=None,
-                     help="output folder (default: results/<scenario name>); replaced if it holds a previous run")
+                     help="output folder (default: results/<scenario name>); replaced if it holds a previous run; "
+                          "if it holds a checkpoint of the same scenario, the run goes on from it")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
+                     help="write a checkpoint into OUT/checkpoint/ every N rounds (checkpoint.every_rounds)")
+    run.add_argument("--resume", type=Path, default=None, metavar="DIR",
+                     help="go on from the checkpoint in DIR (its own scenario; no SCENARIO argument)")
     val = sub.add_parser("validate", help="check a scenario and print it fully resolved")
     _scenario_args(val)
     swp = sub.add_parser("sweep", help="run every run of a sweep file that is not done yet (resumable)")

@@ -26,13 +26,12 @@ from typing import Callable
 import numpy as np
 
 from .convergence import Convergence, Target
+from .profile_file import ARRAYS as _ARRAYS, profile_convergence, read_profile  # noqa: F401 - re-exported
 from .errors import CosimError
 from .scenario import Scenario
 
 DEFAULT_RANKS = (4, 8, 16, 32, 64)
 
-_ARRAYS = ("cuts", "ranks", "client_forward_flops", "client_backward_flops", "server_flops",
-           "activation_bytes", "gradient_bytes", "client_adapter_bytes")
 
 
 def profile_scenario(sc: Scenario, *, cuts=None, ranks=None, pilot_rounds: int = 0, pilot_ranks=None,
@@ -180,35 +179,6 @@ def profile_to_json(result: dict) -> str:
     if result.get("server_adapter_bytes") is not None:
         out["server_adapter_bytes"] = np.asarray(result["server_adapter_bytes"]).tolist()
     return json.dumps(out, indent=2) + "\n"
-
-
-def read_profile(path: str | Path) -> dict:
-    """Read a profile written by ``cosim profile --out``; ``costs`` holds numpy arrays again.
-
-    Profiles written before ``server_adapter_bytes``, ``adapter_element_bytes``
-    and ``pilot`` existed read with those set to None.
-    """
-    try:
-        result = json.loads(Path(path).read_text())
-        costs = result["costs"]
-        result["costs"] = {name: np.asarray(costs[name], dtype=np.int64 if name in ("cuts", "ranks") else float)
-                           for name in _ARRAYS}
-        if result.get("server_adapter_bytes") is not None:
-            result["server_adapter_bytes"] = np.asarray(result["server_adapter_bytes"], dtype=float)
-        for key in ("server_adapter_bytes", "adapter_element_bytes", "pilot"):
-            result.setdefault(key, None)
-        if result["pilot"] is not None:
-            Convergence.from_pilot(result["pilot"])  # a broken pilot section is refused here, once
-    except CosimError as exc:
-        raise CosimError(f"{path}: {exc}") from exc
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise CosimError(f"{path}: not a cosim profile ({type(exc).__name__}: {exc})") from exc
-    return result
-
-
-def profile_convergence(result: dict) -> Convergence | None:
-    """The fitted convergence of a profile's pilot runs, or None when it has none."""
-    return Convergence.from_pilot(result["pilot"]) if result.get("pilot") else None
 
 
 def format_profile(result: dict) -> str:

@@ -21,6 +21,7 @@ from cosim.errors import CosimError
 
 from .analysis import critical_path, wilson_interval
 from .load import load_run
+from .markdown import figure, table  # noqa: F401 - the report's sections
 
 REPORT_DIR = "report"
 EXPECTED = "a run folder with summary.json (`cosim run`) or a sweep folder with sweep.parquet (`cosim sweep`)"
@@ -68,19 +69,6 @@ def write_report(src_dir: str | Path, out_dir: str | Path | None = None) -> Path
         Path(tmp).unlink(missing_ok=True)
         raise
     return index
-
-
-def figure(out: Path, name: str, fig, title: str, what: str) -> str:
-    """Save one figure and return its markdown section."""
-    from .plots import save
-
-    save(fig, out / name)
-    return f"### {title}\n\n{what}\n\n![{title}]({name})\n"
-
-
-def table(rows: list[tuple[str, str]], head: tuple[str, str] = ("quantity", "value")) -> str:
-    lines = [f"| {head[0]} | {head[1]} |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows)]
-    return "\n".join(lines) + "\n"
 
 
 def _mb(n_bytes) -> str:

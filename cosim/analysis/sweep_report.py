@@ -20,7 +20,7 @@ import pandas as pd
 
 from cosim.errors import CosimError
 
-from .report import figure, table
+from .markdown import figure, table
 
 MAX_LINES = 6   # lines per sweep panel; more combinations are pooled into one
 

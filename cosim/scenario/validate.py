@@ -80,7 +80,7 @@ def model_problems(sc) -> list[str]:
 
 @functools.lru_cache(maxsize=16)
 def _read(path: str, mtime_ns: int) -> dict:
-    from ..profile import read_profile   # not at import: cosim.profile imports cosim.scenario
+    from ..profile_file import read_profile
 
     return read_profile(path)
 

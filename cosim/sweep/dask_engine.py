@@ -39,7 +39,7 @@ import threading
 
 from ..errors import CosimError
 from .book import SweepBook, execute
-from .engines import Engine, RunFn, require
+from .engine_base import Engine, RunFn, require
 from .expand import SweepRun
 
 

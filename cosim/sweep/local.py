@@ -15,7 +15,7 @@ import os
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
 from .book import SweepBook, execute, limit_threads
-from .engines import Engine, RunFn
+from .engine_base import Engine, RunFn
 from .expand import SweepRun
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from ..errors import CosimError
 from .book import RunFailure, SweepBook, execute
-from .engines import Engine, RunFn, require
+from .engine_base import Engine, RunFn, require
 from .expand import SweepRun
 from .spec import SlurmSettings
 

@@ -22,7 +22,7 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import CosimError, ScenarioError
-from ..profile import profile_convergence, read_profile
+from ..profile_file import profile_convergence, read_profile
 from ..scenario import Scenario
 from ..workload import Evaluation, Step, StepCost, done
 

@@ -1,5 +1,6 @@
 """Checkpoints: a run killed (for real, kill -9) and started again gives the uninterrupted run's events."""
 
+import dataclasses
 import os
 import random
 import signal
@@ -129,3 +130,25 @@ def test_a_replay_computed_in_one_go_goes_on_from_its_checkpoint(tmp_path):
     assert "went on from a checkpoint after round 1" in summary["notes"]
     for a, b in zip(frames(tmp_path / "whole"), frames(tmp_path / "cut")):
         pd.testing.assert_frame_equal(a, b)
+
+
+def test_cli_resume_and_checkpoint_every(tmp_path, capsys):
+    from cosim.cli import main
+
+    sc = load_scenario(QUICKSTART, overrides=TINY)
+
+    def kill(r, now):
+        if r == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_scenario(dataclasses.replace(sc, checkpoint=dataclasses.replace(sc.checkpoint, every_rounds=1)),
+                     tmp_path / "x", on_round=kill)
+    assert main(["run", "--resume", str(tmp_path / "x"), "--quiet"]) == 0
+    summary = (tmp_path / "x" / "summary.json").read_text()
+    assert "went on from a checkpoint after round 1" in summary
+    assert main(["run", "--resume", str(tmp_path / "nothing"), "--quiet"]) == 2
+    assert "no checkpoint there" in capsys.readouterr().err
+    assert main(["run", str(QUICKSTART), "--resume", str(tmp_path / "x")]) == 2
+    assert main(["run", "--quiet"]) == 2
+    assert main(["run", str(QUICKSTART), "--checkpoint-every", "-1", "--out", str(tmp_path / "y")]) == 2
