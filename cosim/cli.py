@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 
 from .cli_parser import build_parser
-from .errors import CosimError, ScenarioError
+from .errors import CosimError, RunStopped, ScenarioError
 
 EXIT_USER_ERROR = 2
 
@@ -293,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
                "profile": _cmd_profile, "report": _cmd_report}[args.command]
     try:
         return command(args)
+    except RunStopped as exc:
+        print(f"cosim: run stopped: {exc}", file=sys.stderr)
+        return exc.exit_status
     except CosimError as exc:
         for line in str(exc).splitlines() or [exc.__class__.__name__]:
             print(f"cosim: error: {line}", file=sys.stderr)

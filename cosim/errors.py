@@ -34,3 +34,24 @@ class ScenarioError(CosimError):
 
 class InfeasibleError(CosimError):
     """An optimisation problem has no solution; the message names the constraint."""
+
+
+class RunStopped(CosimError):
+    """A run stopped before its end (a non-finite loss or gradient): the CLI exits with status 1.
+
+    ``where`` says the round, client and step; the trace up to then is kept in a folder marked incomplete.
+    """
+
+    exit_status = 1
+
+    def __init__(self, message: str, where: dict | None = None):
+        self.where = dict(where or {})
+        # both in args: SimPy re-raises a process's exception as type(e)(*e.args)
+        super().__init__(message, self.where)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class NonFinite(ArithmeticError):
+    """Raised by a workload's step when a tensor it made (a gradient) is not finite; the clock adds where."""

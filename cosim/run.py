@@ -13,7 +13,8 @@ from . import checkpoint
 from .build import build_simulation, learning_modelled
 from .devices import client_flops_per_s
 from .energy import energy_totals
-from .output import check_out_dir, write_run
+from .errors import RunStopped
+from .output import check_out_dir, write_incomplete, write_run
 from .radio import build_radio
 from .scenario import Scenario, dump_scenario
 from .strategies import get_strategy
@@ -80,7 +81,14 @@ def run_scenario(sc: Scenario, out_dir: str | Path, *, workload=None,
 
         federation.after_round = keep
     stage("training")
-    total_s = federation.run(first_round=saved["next_round"] if saved else 0)
+    try:
+        total_s = federation.run(first_round=saved["next_round"] if saved else 0)
+    except RunStopped as exc:
+        write_incomplete(out_dir, events=rec.events(), rounds=rec.rounds(), clients=rec.clients(),
+                         scenario_yaml=dump_scenario(sc),
+                         about={"name": sc.name, "seed": sc.seed, "error": str(exc), "where": exc.where,
+                                "rounds_done": len(rec.round_rows), "before": _eval_dict(before)})
+        raise RunStopped(f"{exc}; the trace up to then is in {out_dir} (incomplete.json)", exc.where) from None
     stage("evaluating after training")
     last_round = len(rec.round_rows) - 1
     after = federation.evaluations.get(last_round) or workload.evaluate()

@@ -13,6 +13,7 @@ runs; the workload forgets the client's step in flight
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -20,12 +21,19 @@ from typing import Callable, Sequence
 import simpy
 
 from .availability import Availability
+from .errors import NonFinite, RunStopped
 from .radio import ClientRadio
 from .server import MainServer
 from .trace import Recorder
 from .workload import Step, StepCost
 
 BITS_PER_BYTE = 8
+
+
+def _stopped(what: str, r: int, k: int, i: int, kind: str, t_s: float) -> RunStopped:
+    step = f"{kind} of iteration {i}" if i >= 0 else kind
+    return RunStopped(f"{what} in round {r}, client {k}, {step} (t = {t_s:.6g} s): training diverged (a learning "
+                      f"rate too large?)", {"round": r, "client": k, "iteration": i, "kind": kind, "t_s": t_s})
 
 
 @dataclass(frozen=True)
@@ -171,8 +179,13 @@ class TimedSteps:
     def _finish(self, r: int, k: int, i: int, kind: str, step: Step, start: float, duration: float,
                 j_per_flop: float, energy_of: str) -> StepCost:
         wall = time.perf_counter()
-        cost = step.run()
+        try:
+            cost = step.run()
+        except NonFinite as exc:  # the workload saw a gradient that is not finite
+            raise _stopped(str(exc), r, k, i, kind, self.env.now) from None
         wall = time.perf_counter() - wall
+        if cost.loss is not None and not math.isfinite(cost.loss):
+            raise _stopped(f"the training loss is {cost.loss}", r, k, i, kind, self.env.now)
         self.rec.event(round=r, iteration=i, client=k, kind=kind, t_start_s=start, duration_s=duration,
                        flops=cost.flops, loss=cost.loss, wall_s=wall, energy_j=cost.flops * j_per_flop,
                        energy_of=energy_of)

@@ -107,7 +107,7 @@ class Training:
     local_iterations: int = setting(4, doc="split training steps per client per round (I)", gt=0)
     batch_size: int = setting(4, doc="examples per client step", gt=0)
     seq_len: int = setting(96, doc="tokens per example (left padded / truncated)", ge=8)
-    lr: float = setting(1e-3, doc="AdamW learning rate of the adapters", gt=0)
+    lr: float = setting(1e-3, doc="AdamW learning rate of the adapters", gt=0, lt=1e38)
     weight_decay: float = setting(0.0, doc="AdamW weight decay", ge=0)
     eval_batch_size: int = setting(16, doc="examples per evaluation batch", gt=0)
     eval_every: int = setting(0, doc="evaluate held-out accuracy every this many rounds "

@@ -36,6 +36,7 @@ from llm_split.checkpoint import load_trainer_state, trainer_state
 from llm_split.ortho import add_ortho_grads, lora_pairs
 from llm_split.sparsify import dense_selection, randomk_select, soft_select, topk_select
 
+from ..errors import NonFinite
 from ..scenario import Scenario
 from ..seeding import stream_int
 from ..workload import Evaluation, Step, StepCost, Upload, done
@@ -116,6 +117,8 @@ class FedLoRAWorkload:
 
         def run() -> StepCost:
             reply = t.server_step(client, t.client_forward(client, batch))
+            if not bool(reply.grad.isfinite().all()):
+                raise NonFinite("a gradient of the local step is not finite")
             t.client_backward(client, reply)
             return StepCost(flops=flops, loss=reply.loss)
 

@@ -14,7 +14,7 @@ import numpy as np
 from llm_split import SplitLoRATrainer, eval_batches
 from llm_split.checkpoint import load_trainer_state, trainer_state
 
-from ..errors import ScenarioError
+from ..errors import NonFinite, ScenarioError
 from ..scenario import Scenario
 from ..seeding import stream_int
 from ..workload import Evaluation, Step, StepCost, done
@@ -92,6 +92,8 @@ class SplitLoRAWorkload:
     def server_step(self, client: int) -> Step:
         def run() -> StepCost:
             reply = self.trainer.server_step(client, self._messages.pop(client))
+            if not bool(reply.grad.isfinite().all()):
+                raise NonFinite("the gradient sent down the cut is not finite")
             self._replies[client] = reply
             return StepCost(flops=flops, nbytes=reply.nbytes, loss=reply.loss)
 

@@ -1,6 +1,7 @@
 """Checkpoints: a run killed (for real, kill -9) and started again gives the uninterrupted run's events."""
 
 import dataclasses
+import json
 import os
 import random
 import signal
@@ -152,3 +153,19 @@ def test_cli_resume_and_checkpoint_every(tmp_path, capsys):
     assert main(["run", str(QUICKSTART), "--resume", str(tmp_path / "x")]) == 2
     assert main(["run", "--quiet"]) == 2
     assert main(["run", str(QUICKSTART), "--checkpoint-every", "-1", "--out", str(tmp_path / "y")]) == 2
+
+
+def test_a_diverging_run_stops_naming_where_and_keeps_its_trace(tmp_path, capsys):
+    from cosim.cli import main
+
+    out = tmp_path / "nan"
+    code = main(["run", str(QUICKSTART), "--out", str(out), "--quiet",
+                 *[a for o in [*TINY, "training.lr=1e30"] for a in ("--set", o)]])
+    err = capsys.readouterr().err
+    assert code == 1 and "run stopped:" in err and "Traceback" not in err
+    assert "round 0, client" in err and ("not finite" in err or "loss is" in err)
+    assert (out / "incomplete.json").is_file() and not (out / "summary.json").exists()
+    about = json.loads((out / "incomplete.json").read_text())
+    events = pd.read_parquet(out / "events.parquet")
+    assert about["where"]["round"] == int(events["round"].max())              # the trace up to the stop
+    assert about["rounds_done"] == len(pd.read_parquet(out / "rounds.parquet"))
