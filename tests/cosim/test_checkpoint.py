@@ -169,3 +169,45 @@ def test_a_diverging_run_stops_naming_where_and_keeps_its_trace(tmp_path, capsys
     events = pd.read_parquet(out / "events.parquet")
     assert about["where"]["round"] == int(events["round"].max())              # the trace up to the stop
     assert about["rounds_done"] == len(pd.read_parquet(out / "rounds.parquet"))
+
+
+def test_a_sweep_killed_in_a_run_goes_on_from_the_runs_checkpoint(tmp_path):
+    """kill -9 of a whole sweep (one worker) in a run's later rounds; started again, that run resumes."""
+    import yaml
+
+    from cosim.scenario.load import apply_overrides, parse_override
+    from cosim.sweep import expand_runs, read_sweep
+
+    raw, problems = apply_overrides(yaml.safe_load(QUICKSTART.read_text()),
+                                    [parse_override(o) for o in [*TINY, "training.rounds=6"]])
+    assert not problems
+    raw["checkpoint"] = {"every_rounds": 1}
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(raw))
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({"name": "k", "base": "base.yaml", "seeds": [0, 1]}))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "cosim", "sweep", str(path), "--out", str(out), "--workers", "1", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        while not list(out.glob("runs/*/checkpoint/state.pt")):
+            assert proc.poll() is None, "the sweep ended before a checkpoint"
+            time.sleep(0.05)
+        time.sleep(0.5)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    resumed = [p.parent.parent.name for p in out.glob("runs/*/checkpoint/state.pt")]
+    assert resumed
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    for rid in resumed:
+        assert "went on from a checkpoint" in (out / "runs" / rid / "summary.json").read_text()
+    # the resumed run's events are the uninterrupted run's
+    run = next(r for r in expand_runs(read_sweep(path)) if r.run_id == resumed[0])
+    whole = tmp_path / "whole"
+    subprocess.run([sys.executable, "-m", "cosim", "run", str(tmp_path / "base.yaml"), "--out", str(whole),
+                    "--quiet", "--seed", str(run.scenario.seed)], env=env, check=True)
+    pd.testing.assert_frame_equal(pd.read_parquet(whole / "events.parquet").drop(columns="run"),
+                                  pd.read_parquet(out / "runs" / resumed[0] / "events.parquet").drop(columns="run"))
