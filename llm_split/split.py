@@ -24,6 +24,7 @@ from transformers.masking_utils import create_causal_mask, create_sliding_window
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from cosim.errors import CosimError
+from llm_split.encoding import IGNORE_INDEX
 
 # transformers 5.x renamed the mask builders' ``past_key_values`` argument to ``cache``
 # (the old name warns from 5.2x on); pass whichever this version takes.
@@ -201,3 +202,20 @@ class ServerPart(_Part):
         if labels is not None:
             loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size)
         return CausalLMOutputWithPast(loss=loss, logits=logits)
+
+    def label_loss(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None,
+                   labels: torch.Tensor) -> torch.Tensor:
+        """The causal-LM loss of :meth:`forward`, with the LM head run only where it is taken.
+
+        Position ``t`` predicts token ``t + 1``, so only the positions whose next label
+        is set (not -100) need logits: the head and the cross-entropy run on those
+        ``N`` rows, (N, H) -> (N, V), instead of all B x T. The mean over the same
+        targets as the model's own loss; it differs from :meth:`forward`'s ``loss``
+        only by float rounding (another matmul shape sums in another order).
+        """
+        hidden = self.norm(self._run_blocks(hidden, attention_mask))  # (B, T, H)
+        targets = labels[:, 1:]  # (B, T-1): the label each position predicts
+        taken = targets != IGNORE_INDEX
+        logits = self.lm_head(hidden[:, :-1][taken])  # (N, V)
+        return self.loss_function(logits=logits, labels=None, vocab_size=self.config.vocab_size,
+                                  shift_labels=targets[taken])

@@ -86,6 +86,7 @@ class FedLoRAWorkload:
         self._uploads: dict[int, tuple[dict, object]] = {}
         self._round = 0
         self._step_flops: float | None = None
+        self.runtime: dict | None = None  # device, base dtype and threads, when built from a scenario
 
     @classmethod
     def from_scenario(cls, sc: Scenario, *, rank: int | None = None) -> "FedLoRAWorkload":
@@ -93,15 +94,17 @@ class FedLoRAWorkload:
         import torch
 
         torch.manual_seed(stream_int(sc.seed, "torch"))
-        model, tokenizer, n_layers = load_model(sc)
+        model, tokenizer, n_layers, runtime = load_model(sc)
         data = client_data(sc, tokenizer)
         trainer = SplitLoRATrainer(model, cut_layer=internal_cut(n_layers), lora=lora_settings(sc, rank),
                                    n_clients=sc.clients.count, lr=sc.training.lr,
                                    weight_decay=sc.training.weight_decay, seed=stream_int(sc.seed, "lora"))
         st = sc.strategy
-        return cls(trainer=trainer, data=data, strategy=st.name, ortho_weight=st.ortho_weight,
-                   aggregation=st.aggregation, missing=st.missing, seed=sc.seed,
-                   eval_batch_size=sc.training.eval_batch_size)
+        workload = cls(trainer=trainer, data=data, strategy=st.name, ortho_weight=st.ortho_weight,
+                       aggregation=st.aggregation, missing=st.missing, seed=sc.seed,
+                       eval_batch_size=sc.training.eval_batch_size)
+        workload.runtime = runtime
+        return workload
 
     # -- the FedWorkload contract --------------------------------------------------------------
 
@@ -299,7 +302,7 @@ def measure_ranks(sc: Scenario, ranks) -> dict[int, tuple[float, int]]:
     out = {}
     data = None
     for rank in sorted(set(int(r) for r in ranks)):
-        model, tokenizer, n_layers = load_model(sc)
+        model, tokenizer, n_layers, _ = load_model(sc)
         if data is None:
             data = client_data(sc, tokenizer)
             b = min(sc.training.batch_size, len(data.task.train_texts))
