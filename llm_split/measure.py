@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 import torch
 
+from llm_split.split import MIN_HEAD_ROWS
 from llm_split.flops import (StepFlops, FlopCounter, analytic_lora_step_flops, first_block_frozen_input_weights,
                              matmul_weights)
 
@@ -59,7 +60,8 @@ class MeasuredSteps:
         """The analytic estimate of :func:`llm_split.flops.analytic_lora_step_flops` for this split.
 
         ``head_tokens``: positions of the batch that carry a loss, where the LM head runs
-        (:meth:`llm_split.split.ServerPart.label_loss`); None: every position.
+        (:meth:`llm_split.split.ServerPart.label_loss`, at least ``MIN_HEAD_ROWS`` rows); None:
+        every position.
         """
         config = self.model.config
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
@@ -68,7 +70,7 @@ class MeasuredSteps:
             batch_size=batch_size, seq_len=seq_len,
             client_weights=matmul_weights(self.client_part),
             server_weights=matmul_weights(self.server_part) - head,
-            head_weights=head, head_tokens=head_tokens,
+            head_weights=head, head_tokens=None if head_tokens is None else max(head_tokens, MIN_HEAD_ROWS),
             client_lora_weights=self.client_bank.nbytes() // self.adapter_element_size(),
             server_lora_weights=self.server_bank.nbytes() // self.adapter_element_size(),
             client_layers=len(self.client_part.blocks), server_layers=len(self.server_part.blocks),

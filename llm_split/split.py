@@ -167,6 +167,14 @@ class ClientPart(_Part):
         return self._run_blocks(hidden, attention_mask)
 
 
+#: Rows the LM head's matmul in :meth:`ServerPart.label_loss` gets at least (zero rows added).
+#: With fewer (a classification batch of 4 has 4 labelled positions) MKL takes a small-matrix
+#: kernel that sums each logit in another order: on SmolLM2 the loss then moved by up to
+#: 6 float32 ulps (2.9e-6) from the full head's; from 16 rows on, by at most 1 (4.8e-7)
+#: (``benchmarks/bench_step.py``). They cost 16 rows of the head instead of B x T.
+MIN_HEAD_ROWS = 16
+
+
 class ServerPart(_Part):
     """The main server's part: blocks ``cut_layer .. L-1``, final norm and LM head.
 
@@ -211,11 +219,16 @@ class ServerPart(_Part):
         is set (not -100) need logits: the head and the cross-entropy run on those
         ``N`` rows, (N, H) -> (N, V), instead of all B x T. The mean over the same
         targets as the model's own loss; it differs from :meth:`forward`'s ``loss``
-        only by float rounding (another matmul shape sums in another order).
+        only by float rounding (another matmul shape sums in another order). The head
+        runs on at least :data:`MIN_HEAD_ROWS` rows.
         """
         hidden = self.norm(self._run_blocks(hidden, attention_mask))  # (B, T, H)
         targets = labels[:, 1:]  # (B, T-1): the label each position predicts
         taken = targets != IGNORE_INDEX
-        logits = self.lm_head(hidden[:, :-1][taken])  # (N, V)
+        rows = hidden[:, :-1][taken]  # (N, H)
+        n = rows.shape[0]
+        if n < MIN_HEAD_ROWS:  # zero rows: the matmul kernel of a full batch (see MIN_HEAD_ROWS)
+            rows = torch.cat([rows, rows.new_zeros(MIN_HEAD_ROWS - n, rows.shape[1])])
+        logits = self.lm_head(rows)[:n]  # (N, V)
         return self.loss_function(logits=logits, labels=None, vocab_size=self.config.vocab_size,
                                   shift_labels=targets[taken])
