@@ -45,12 +45,16 @@ class DelayModel:
 
     def delays(self, which=None, rate=None, clients=None) -> np.ndarray:
         """Delays of ``clients`` (default all) with set ``which``'s rate replaced by ``rate``."""
-        clients = np.arange(self.fixed.size) if clients is None else clients
-        pair = [r[clients] for r in self.rates] + [None]
+        if clients is None:  # every client: no gather (the search asks this at every step)
+            pair = list(self.rates) + [None]
+            fixed = self.fixed
+        else:
+            pair = [r[clients] for r in self.rates] + [None]
+            fixed = self.fixed[clients]
         if which is not None:
             pair[which] = rate
         fed = transfer_s(self.v, pair[1]) if len(self.sets) == 2 else 0.0
-        return self.fixed[clients] + transfer_s(self.u, pair[0]) + fed
+        return fixed + transfer_s(self.u, pair[0]) + fed
 
 
 def others_max(values: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -81,3 +81,27 @@ def test_a_bad_thread_count_is_refused_naming_the_key(tmp_path, capsys, threads)
     err = capsys.readouterr().err
     assert "runtime.threads" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="torch sees a GPU here")
+def test_cuda_without_a_gpu_is_refused_naming_the_key(tmp_path, capsys):
+    scenario = tiny_scenario(tmp_path)
+    assert main(["run", str(scenario), "--out", str(tmp_path / "out"), "--set", "runtime.device=cuda"]) == 2
+    err = capsys.readouterr().err
+    assert "runtime.device" in err and "no GPU" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_auto_and_bfloat16_run_and_are_recorded(tmp_path):
+    import torch
+
+    out = tmp_path / "out"
+    scenario = tiny_scenario(tmp_path, **{"runtime.device": "auto", "runtime.base_dtype": "bfloat16",
+                                          "runtime.threads": 2, "training.rounds": 1})
+    assert main(["run", str(scenario), "--out", str(out), "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    assert summary["runtime"] == {"device": device, "base_dtype": "bfloat16", "threads": 2}
+    events = pd.read_parquet(out / "events.parquet")
+    up = events[events.kind == "uplink"].iloc[0]
+    assert up["bytes"] == 4 * 32 * 64 * 2 + 2 * 4 * 32 * 8  # bfloat16 hidden (B, T, H), int64 mask and labels
