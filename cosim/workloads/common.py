@@ -78,3 +78,19 @@ def lora_settings(sc: Scenario, rank: int | None = None) -> LoraSettings:
     if sc.lora.target_modules is not None:
         kwargs["target_modules"] = tuple(sc.lora.target_modules)
     return LoraSettings(**kwargs)
+
+
+def cuda_rng_state() -> dict:
+    """``{"cuda_rng": [...]}``, the GPUs' generators (LoRA dropout on ``runtime.device: cuda``), when torch
+    has started CUDA; else ``{}`` (a checkpoint's part)."""
+    import torch
+
+    return {"cuda_rng": torch.cuda.get_rng_state_all()} if torch.cuda.is_initialized() else {}
+
+
+def set_cuda_rng_state(state: dict) -> None:
+    """Put back what :func:`cuda_rng_state` saved in ``state``, if anything."""
+    import torch
+
+    if "cuda_rng" in state:
+        torch.cuda.set_rng_state_all(state["cuda_rng"])

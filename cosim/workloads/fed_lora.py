@@ -39,7 +39,7 @@ from llm_split.sparsify import dense_selection, randomk_select, soft_select, top
 from ..scenario import Scenario
 from ..seeding import stream_int
 from ..workload import Evaluation, Step, StepCost, Upload, done
-from .common import client_data, load_model, lora_settings
+from .common import client_data, cuda_rng_state, load_model, lora_settings, set_cuda_rng_state
 from .versions import AdapterVersions
 
 if TYPE_CHECKING:
@@ -232,7 +232,7 @@ class FedLoRAWorkload:
         import torch
 
         return {"trainer": trainer_state(self.trainer), "samplers": [s.state_dict() for s in self.data.samplers],
-                "torch_rng": torch.get_rng_state(), "global": self.versions.global_state, "round": self._round}
+                "torch_rng": torch.get_rng_state(), **cuda_rng_state(), "global": self.versions.global_state, "round": self._round}
 
     def load_state_dict(self, state: dict) -> None:
         import torch
@@ -241,6 +241,7 @@ class FedLoRAWorkload:
         for sampler, s in zip(self.data.samplers, state["samplers"]):
             sampler.load_state_dict(s)
         torch.set_rng_state(state["torch_rng"])
+        set_cuda_rng_state(state)
         self.versions.global_state = dict(state["global"])
         self._round = int(state["round"])
 

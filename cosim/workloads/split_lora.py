@@ -18,7 +18,7 @@ from ..errors import ScenarioError
 from ..scenario import Scenario
 from ..seeding import stream_int
 from ..workload import Evaluation, Step, StepCost, done
-from .common import client_data, load_model, lora_settings
+from .common import client_data, cuda_rng_state, load_model, lora_settings, set_cuda_rng_state
 from .versions import AdapterVersions
 
 
@@ -189,7 +189,7 @@ class SplitLoRAWorkload:
         import torch
 
         return {"trainer": trainer_state(self.trainer), "rank": self.rank,
-                "samplers": [s.state_dict() for s in self.samplers], "torch_rng": torch.get_rng_state(),
+                "samplers": [s.state_dict() for s in self.samplers], "torch_rng": torch.get_rng_state(), **cuda_rng_state(),
                 "global": self.versions.global_state}
 
     def load_state_dict(self, state: dict) -> None:
@@ -199,6 +199,7 @@ class SplitLoRAWorkload:
         for sampler, s in zip(self.samplers, state["samplers"]):
             sampler.load_state_dict(s)
         torch.set_rng_state(state["torch_rng"])
+        set_cuda_rng_state(state)
         self.versions.global_state = dict(state["global"])
 
     # -- internals ---------------------------------------------------------------------------------
