@@ -2,11 +2,13 @@
 
 Runs the same split-LoRA steps twice on the real model: once inside ``cosim run``
 (SimPy clock, radio, trace), recording every call the engine makes to the
-workload, and once bare: a plain loop replaying exactly those calls, in that
-order, on a fresh workload. Model loading and held-out evaluation are excluded
-from both timings. The two are run alternately ``--repeat`` times and the
-fastest of each is kept, so a busy machine disturbs both alike. Prints both wall
-times and their ratio (target: at most 1.03).
+workload -- a step announced (``client_forward(k)`` ... returns a
+:class:`cosim.workload.Step` with its FLOPs) and, when its event ends, that
+step's ``run()`` -- and once bare: a plain loop replaying exactly those calls,
+in that order, on a fresh workload. Model loading and held-out evaluation are
+excluded from both timings. The two are run alternately ``--repeat`` times and
+the fastest of each is kept, so a busy machine disturbs both alike. Prints both
+wall times and their ratio (target: at most 1.03).
 
     .venv/bin/python benchmarks/bench_overhead.py [--repeat N] [--set key=value ...]
 """
@@ -22,15 +24,31 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cosim.run import build_workload, run_scenario  # noqa: E402
+from cosim.devices import client_flops_per_s  # noqa: E402
+from cosim.radio import build_radio  # noqa: E402
+from cosim.run import run_scenario  # noqa: E402
 from cosim.scenario import load_scenario  # noqa: E402
+from cosim.strategies import get_strategy  # noqa: E402
+from cosim.workload import Step  # noqa: E402
 
 DEFAULTS = ["data.test_size=16", "training.rounds=2", "training.local_iterations=3"]
-STEPS = ("client_forward", "server_step", "client_backward", "adapter_upload", "aggregate", "sample_counts")
+CALLS = ("client_forward", "server_step", "client_backward", "adapter_upload", "aggregate", "sample_counts",
+         "cancel", "begin", "mix", "buffer", "apply_buffer", "local_step", "upload")
+
+
+def build_workload(sc):
+    """The scenario's workload, as ``cosim run`` builds it."""
+    return get_strategy(sc.strategy.name).build_workload(sc, radios=build_radio(sc),
+                                                         client_flops_per_s=client_flops_per_s(sc),
+                                                         stage=lambda text: None)
 
 
 class CallLog:
-    """Passes every call through to the workload and remembers the training calls, in order."""
+    """Passes every call through to the workload and remembers the training calls, in order.
+
+    A returned :class:`Step` is handed back wrapped: its ``run()``, which the engine calls
+    when the step's event ends, is logged as ``("run", i)``, ``i`` the call that announced it.
+    """
 
     def __init__(self, workload):
         self._workload = workload
@@ -38,12 +56,21 @@ class CallLog:
 
     def __getattr__(self, name):
         attr = getattr(self._workload, name)
-        if name not in STEPS:
+        if name not in CALLS:
             return attr
 
         def call(*args):
             self.calls.append((name, args))
-            return attr(*args)
+            out = attr(*args)
+            if isinstance(out, Step):
+                index, run = len(self.calls) - 1, out.run
+
+                def logged_run():
+                    self.calls.append(("run", (index,)))
+                    return run()
+
+                return Step(flops=out.flops, run=logged_run)
+            return out
 
         return call
 
@@ -57,10 +84,17 @@ def in_cosim(sc) -> tuple[float, list]:
 
 
 def bare(sc, calls) -> float:
+    """The same calls in the same order, each announced step run where the engine ran it."""
     wl = build_workload(sc)
+    steps = {}
     t0 = time.perf_counter()
-    for name, args in calls:
-        getattr(wl, name)(*args)
+    for i, (name, args) in enumerate(calls):
+        if name == "run":
+            steps.pop(args[0]).run()
+        else:
+            out = getattr(wl, name)(*args)
+            if isinstance(out, Step):
+                steps[i] = out
     return time.perf_counter() - t0
 
 

@@ -84,6 +84,7 @@ def main() -> None:
           f"{problem.costs.cuts.size} cuts x {problem.costs.ranks.size} ranks")
     print(f"solve time: best {min(times):.3f} s, median {np.median(times):.3f} s "
           f"over {args.repeat} runs (target <= 1 s); CPU time best {min(cpu_times):.3f} s")
+    print(f"seed {args.seed} objective {best.total_delay_s!r} s")
     print(f"optimizer: {best.total_delay_s:10.1f} s total = {best.rounds:.0f} rounds x "
           f"{best.round_delay_s:.3f} s (cut {best.cut}, rank {best.rank}, {best.iterations} iterations)")
     for name, solution in (("equal", equal_allocation(problem, cut, rank)),
@@ -92,13 +93,19 @@ def main() -> None:
                            ("resources_only", optimize_resources(problem, cut, rank))):
         print(f"{name:>15}: {solution.total_delay_s:10.1f} s (cut {solution.cut}, rank {solution.rank}); "
               f"optimizer / {name} = {best.total_delay_s / solution.total_delay_s:.3f}")
+    walls = [min(times)]
     for seed in range(args.seed + 1, args.seed + 1 + args.sweep):
         other = random_instance(np.random.default_rng(seed))
         start, cpu_start = time.perf_counter(), time.process_time()
         found = solve(other)
         elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        walls.append(elapsed)
         ratio = found.total_delay_s / equal_allocation(other, cut, rank).total_delay_s
-        print(f"seed {seed}: solve {elapsed:.3f} s (CPU {cpu:.3f} s), optimizer / equal = {ratio:.5f}")
+        print(f"seed {seed}: solve {elapsed:.3f} s (CPU {cpu:.3f} s), objective {found.total_delay_s!r} s, "
+              f"optimizer / equal = {ratio:.5f}")
+    if args.sweep:
+        print(f"slowest solve {max(walls):.3f} s, {sum(w > 1 for w in walls)} of {len(walls)} seeds over 1 s; "
+              f"load average {os.getloadavg()[0]:.2f} (1 min)")
 
 
 if __name__ == "__main__":

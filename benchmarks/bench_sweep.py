@@ -9,29 +9,24 @@ counts are timed in turn ``--repeat`` times and the fastest of each is kept, so 
 busy machine disturbs them alike. Prints runs per minute and the speed-up of the most
 workers over one (target: >= 1.8 on 2 cores).
 
-With ``--workers`` > 1 the local engine gives each worker process ``cores // workers``
-torch threads (``OMP_NUM_THREADS``), so 2 workers on 2 cores do not fight over them;
-``--workers 1`` runs in the command's own process with torch's default threads (all the
-cores): on a machine that others load too, those OpenMP threads wait on each other and
-one run can be several times slower, so 1 worker is also timed with ``OMP_NUM_THREADS=1``
-(``--baseline``): the speed-up over that one is the pool's own scaling. The script
-first checks the thread count a pool worker's torch really gets.
-``--engine dask`` times the Dask engine (a LocalCluster of W single-threaded workers).
+Each run's torch uses ``runtime.threads`` threads (default 1, ``--threads``), whatever
+the engine or the number of workers (the local engine no longer derives it from the cores),
+so W workers use W x threads cores; the script first checks the thread count a run's
+torch really gets. ``--engine dask`` times the Dask engine (a LocalCluster of W
+single-threaded worker processes).
 
     .venv/bin/python benchmarks/bench_sweep.py [--runs N] [--workers 1,2] [--repeat R] [--engine local|dask]
-        [--baseline default|1thread|both]
+        [--threads T]
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -40,8 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cosim.scenario.load import apply_overrides  # noqa: E402
-from cosim.sweep.book import limit_threads  # noqa: E402
-from cosim.sweep.local import threads_per_worker, usable_cores  # noqa: E402
+from cosim.sweep.local import usable_cores  # noqa: E402
 
 RUN = {
     "model.name": "tiny-llama", "split.cut_layer": 2, "data.test_size": 8, "data.max_train": 200,
@@ -50,10 +44,10 @@ RUN = {
 }
 
 
-def write_bench_sweep(folder: Path, n_runs: int, rounds: int = RUN["training.rounds"]) -> Path:
+def write_bench_sweep(folder: Path, n_runs: int, rounds: int = RUN["training.rounds"], threads: int = 1) -> Path:
     """A base scenario (the quickstart with ``RUN``, ``rounds`` rounds) and a sweep of ``n_runs`` seeds of it."""
     raw, problems = apply_overrides(yaml.safe_load((ROOT / "scenarios" / "quickstart.yaml").read_text()),
-                                    {**RUN, "training.rounds": rounds}.items())
+                                    {**RUN, "training.rounds": rounds, "runtime.threads": threads}.items())
     assert not problems, problems
     (folder / "base.yaml").write_text(yaml.safe_dump(raw))
     path = folder / "sweep.yaml"
@@ -61,18 +55,11 @@ def write_bench_sweep(folder: Path, n_runs: int, rounds: int = RUN["training.rou
     return path
 
 
-def _torch_threads(wait_s: float) -> tuple[int, int]:
-    import torch
+def run_threads(sweep_out: Path) -> set[int]:
+    """The torch threads every finished run of a sweep folder recorded (``summary.json``'s runtime)."""
+    import json
 
-    time.sleep(wait_s)                    # hold this worker so that the next task goes to another one
-    return os.getpid(), torch.get_num_threads()
-
-
-def pool_threads(workers: int) -> dict[int, int]:
-    """torch's thread count in each process of a pool set up like the local engine's: pid -> threads."""
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=limit_threads, initargs=(threads_per_worker(workers),)) as pool:
-        return dict(pool.map(_torch_threads, [1.0] * workers))
+    return {json.loads(p.read_text())["runtime"]["threads"] for p in sweep_out.glob("runs/*/summary.json")}
 
 
 def time_sweep(path: Path, out: Path, workers: int, engine: str, env: dict[str, str] | None = None) -> float:
@@ -96,39 +83,29 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workers", default="1,2", help="worker counts to time (default 1,2)")
     ap.add_argument("--engine", default="local", choices=["local", "dask"])
     ap.add_argument("--repeat", type=int, default=2, help="time each worker count this many times, in turn")
-    ap.add_argument("--baseline", default="both", choices=["default", "1thread", "both"],
-                    help="1 worker with torch's default threads, with OMP_NUM_THREADS=1, or both (default)")
+    ap.add_argument("--threads", type=int, default=1, help="runtime.threads of every run (default 1)")
     args = ap.parse_args(argv)
     counts = [int(w) for w in args.workers.split(",")]
     print(f"usable cores {usable_cores()}, load average {os.getloadavg()[0]:.2f} (1 min), "
-          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
-    for w in counts:
-        if w > 1 and args.engine == "local":
-            print(f"local pool of {w}: torch threads per worker process {pool_threads(w)}")
-    configs = []                                       # (label, workers, extra environment)
-    for w in counts:
-        if w == 1 and args.baseline in ("default", "both"):
-            configs.append(("1 worker, torch default threads", 1, {}))
-        if w == 1 and args.baseline in ("1thread", "both"):
-            configs.append(("1 worker, OMP_NUM_THREADS=1", 1, {"OMP_NUM_THREADS": "1"}))
-        if w > 1:
-            configs.append((f"{w} workers", w, {}))
+          f"runtime.threads {args.threads}")
+    configs = [(f"{w} worker{'s' if w > 1 else ''}", w, {}) for w in counts]  # (label, workers, environment)
     best_s: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        path = write_bench_sweep(Path(tmp), args.runs, args.rounds)
+        path = write_bench_sweep(Path(tmp), args.runs, args.rounds, args.threads)
         for i in range(args.repeat):
             for k, (label, w, env) in enumerate(configs):
                 wall_s = time_sweep(path, Path(tmp) / f"out-{k}-{i}", w, args.engine, env)
+                if i == 0:
+                    print(f"  {label}: torch threads of the runs {sorted(run_threads(Path(tmp) / f'out-{k}-{i}'))}")
                 best_s[label] = min(wall_s, best_s.get(label, wall_s))
                 print(f"  try {i + 1}: {label}: {wall_s:.1f} s (load average {os.getloadavg()[0]:.2f})")
     rates = {label: args.runs / s * 60 for label, s in best_s.items()}
     for label, _, _ in configs:
         print(f"{args.engine} engine, {label}: {args.runs} runs in {best_s[label]:.1f} s = "
               f"{rates[label]:.1f} runs/min ({best_s[label] / args.runs:.2f} s per run)")
-    top = max(configs, key=lambda c: c[1])[0]
-    for label, w, _ in configs:
-        if w == 1 and top != label:
-            print(f"speed-up {top} vs {label}: {rates[top] / rates[label]:.2f}x")
+    top, one = max(configs, key=lambda c: c[1])[0], min(configs, key=lambda c: c[1])[0]
+    if top != one:
+        print(f"speed-up {top} vs {one}: {rates[top] / rates[one]:.2f}x")
     print(f"load average {os.getloadavg()[0]:.2f} (1 min) at the end")
 
 

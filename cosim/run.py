@@ -138,6 +138,7 @@ def run_scenario(sc: Scenario, out_dir: str | Path, *, workload=None,
         "n_events": len(events),
         "wall_time_s": time.perf_counter() - wall0,
         "wall_s_by_kind": dict(rec.wall_s),
+        "runtime": getattr(workload, "runtime", None),  # device, base dtype, torch threads; null: no torch work
         "versions": _versions(),
     }
     write_run(out_dir, events=events, rounds=rounds, clients=clients, summary=summary,

@@ -134,6 +134,8 @@ def analytic_lora_step_flops(
     server_layers: int,
     attention_dim: int,
     first_block_frozen_input_weights: int = 0,
+    head_weights: int = 0,
+    head_tokens: int | None = None,
 ) -> StepFlops:
     """Analytic FLOPs of one split LoRA step (PaLM appendix B, adapted to LoRA).
 
@@ -144,7 +146,10 @@ def analytic_lora_step_flops(
     - server fwd + bwd: ``4 n N_s + 6 n R_s + 3.5 L_s a``
     - client backward:  ``2 n N_c + 4 n R_c + 2.5 L_c a - 2 n F``
 
-    ``N`` are frozen matmul weights (blocks; the server's include the LM head),
+    ``N`` are frozen matmul weights (blocks; the server's include the LM head
+    unless it is given apart as ``head_weights``: then it adds ``4 n_h H`` with
+    ``n_h = head_tokens`` the positions where the head runs, those that carry a
+    loss, :meth:`llm_split.split.ServerPart.label_loss`; default ``n``),
     ``R`` one client's LoRA weights (forward 2 per token; backward 2 for the
     weight gradient and 2 for the input gradient), ``L`` layers. The backward
     of attention is 2.5 forwards: FlashAttention recomputes the scores. ``F``:
@@ -152,10 +157,12 @@ def analytic_lora_step_flops(
     output; they get no input gradient (:func:`first_block_frozen_input_weights`).
     """
     n = batch_size * seq_len
+    n_head = n if head_tokens is None else head_tokens
     a = 4 * batch_size * seq_len**2 * attention_dim
     return StepFlops(
         client_forward=2 * n * client_weights + 2 * n * client_lora_weights + client_layers * a,
-        server_forward_backward=4 * n * server_weights + 6 * n * server_lora_weights + server_layers * a * 7 // 2,
+        server_forward_backward=4 * n * server_weights + 4 * n_head * head_weights + 6 * n * server_lora_weights
+        + server_layers * a * 7 // 2,
         client_backward=2 * n * client_weights + 4 * n * client_lora_weights + client_layers * a * 5 // 2
         - 2 * n * first_block_frozen_input_weights,
     )

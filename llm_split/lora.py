@@ -1,15 +1,14 @@
 """LoRA settings and per-client adapters on a model part (with PEFT).
 
-Each client ``k`` owns one named PEFT adapter (``"client{k}"``) in every adapted
-layer of a part. The forward pass uses the active adapter; which one is active
-is switched per call with :func:`activate`.
+A part carries PEFT LoRA adapters by name. The split trainer injects one, the
+*slot* (:data:`SLOT`), and swaps each client's own weights into it
+(:mod:`llm_split.bank`); :func:`add_adapters` with several names and
+:func:`activate` remain for code that keeps one PEFT adapter per name.
 
 Why :func:`activate` re-enables gradients: PEFT's ``set_adapter`` sets
 ``requires_grad=False`` on the inactive adapters, and autograd silently skips
 accumulating into a leaf whose ``requires_grad`` turned False after the graph
-was built. Clients run interleaved (client 0's backward may come after client
-1's forward), so every adapter stays trainable; the graph of a forward pass
-only reaches the adapter that was active during it.
+was built.
 """
 
 from __future__ import annotations
@@ -23,6 +22,9 @@ from peft.tuners.tuners_utils import BaseTunerLayer, set_adapter
 from torch import nn
 
 from cosim.errors import CosimError
+
+SLOT = "slot"
+"""Name of the one PEFT adapter of a part whose weights the split trainer swaps per client."""
 
 # Family (config.model_type) -> modules adapted by default: the query and value
 # projections, as in the LoRA paper (Hu et al., 2021, section 7.1). GPT-2 and
@@ -148,3 +150,21 @@ def copy_adapter(part: nn.Module, source: str, target: str) -> None:
     src = adapter_parameters(part, source)
     for key, param in adapter_parameters(part, target).items():
         param.copy_(src[key])
+
+
+def skip_adapter_draws(part: nn.Module, name: str, count: int) -> None:
+    """Advance torch's CPU generator as PEFT creating ``count`` more adapters like ``name`` would.
+
+    PEFT draws a new adapter's ``lora_A`` twice (``nn.Linear``'s own init, then LoRA's
+    kaiming init) and its ``lora_B`` once (``nn.Linear``'s init, then zeroed): one 32-bit
+    draw per float32 value. Skipping them keeps the adapters that a trainer creates
+    next (its server part's) what they were when every client had a PEFT adapter of
+    its own (tested against that in ``tests/llm_split/test_bank.py``).
+    """
+    per_adapter = sum((2 if ".lora_A." in key else 1) * p.numel() for key, p in adapter_parameters(part, name).items())
+    left = count * per_adapter
+    chunk = torch.empty(min(left, 1 << 20))
+    while left > 0:  # in chunks: a million clients' draws need no memory
+        n = min(left, chunk.numel())
+        chunk[:n].uniform_()
+        left -= n

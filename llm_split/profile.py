@@ -158,7 +158,7 @@ def _profile_rank(model: nn.Module, *, rank: int, lora: lora_mod.LoraSettings,
     with torch.random.fork_rng(devices=[]):  # LoRA dropout draws stay off the caller's stream
         hidden = trainer.client_part(input_ids, attention_mask=mask).detach()  # (B, T, H) at cut 1
         forward, backward = _block_flops(trainer.server_part, hidden, mask, n_blocks=last_cut - 1)
-    name = trainer.names[0]
+    name = lora_mod.SLOT  # the one adapter of each part, holding the (only) client's weights
     blocks = [*trainer.client_part.blocks, *trainer.server_part.blocks]
     if sum(len(lora_mod.adapter_parameters(b, name)) for b in blocks) != len(trainer.server_adapter_state(0)) + len(
             trainer.client_adapter_state(0)):

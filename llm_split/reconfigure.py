@@ -73,7 +73,7 @@ def reconfigure(trainer: SplitLoRATrainer, *, cut: int, lora: lora_mod.LoraSetti
     if trainer._in_flight:
         raise ValueError(f"reconfigure while steps are in flight (clients {sorted(trainer._in_flight)})")
     old_rank = lora.rank
-    group = trainer._client_optimizers[0].param_groups[0]
+    group = trainer.client_optimizer(0).param_groups[0]
     model = strip_lora(copy.deepcopy(trainer.model))
     new = SplitLoRATrainer(model, cut_layer=cut, lora=dataclasses.replace(lora, rank=rank),
                            n_clients=trainer.n_clients, lr=group["lr"], weight_decay=group["weight_decay"], seed=seed,
@@ -107,7 +107,7 @@ def reconfigure(trainer: SplitLoRATrainer, *, cut: int, lora: lora_mod.LoraSetti
                         param.copy_(torch.where(unused[:, None], param, a))
                     else:
                         param.copy_(b)
-        for opt in (new._client_optimizers[k], new._server_optimizers[k]):
+        for opt in (new.client_optimizer(k), new.server_optimizer(k)):
             for p in opt.param_groups[0]["params"]:
                 if p in new_states:
                     opt.state[p] = new_states[p]
@@ -128,8 +128,9 @@ def strip_lora(model: nn.Module) -> nn.Module:
 def _global_params(trainer: SplitLoRATrainer, client: int) -> dict[str, nn.Parameter]:
     """Client ``client``'s adapter weights on both parts, keyed by the block's index in the whole model."""
     out = {}
-    for part in (trainer.client_part, trainer.server_part):
-        for key, param in lora_mod.adapter_parameters(part, trainer.names[client]).items():
+    for part, params in ((trainer.client_part, trainer.client_parameters(client)),
+                         (trainer.server_part, trainer.server_parameters(client))):
+        for key, param in params.items():
             head, index, rest = key.split(".", 2)  # "blocks", local index, the rest
             out[f"{head}.{int(index) + part.first_layer}.{rest}"] = param
     return out
@@ -137,7 +138,7 @@ def _global_params(trainer: SplitLoRATrainer, client: int) -> dict[str, nn.Param
 
 def _optimizer_states(trainer: SplitLoRATrainer, client: int) -> dict:
     states = {}
-    for opt in (trainer._client_optimizers[client], trainer._server_optimizers[client]):
+    for opt in (trainer.client_optimizer(client), trainer.server_optimizer(client)):
         states.update({p: s for p, s in opt.state.items() if s})
     return states
 

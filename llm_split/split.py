@@ -24,6 +24,7 @@ from transformers.masking_utils import create_causal_mask, create_sliding_window
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from cosim.errors import CosimError
+from llm_split.encoding import IGNORE_INDEX
 
 # transformers 5.x renamed the mask builders' ``past_key_values`` argument to ``cache``
 # (the old name warns from 5.2x on); pass whichever this version takes.
@@ -166,6 +167,14 @@ class ClientPart(_Part):
         return self._run_blocks(hidden, attention_mask)
 
 
+#: Rows the LM head's matmul in :meth:`ServerPart.label_loss` gets at least (zero rows added).
+#: With fewer (a classification batch of 4 has 4 labelled positions) MKL takes a small-matrix
+#: kernel that sums each logit in another order: on SmolLM2 the loss then moved by up to
+#: 6 float32 ulps (2.9e-6) from the full head's; from 16 rows on, by at most 1 (4.8e-7)
+#: (``benchmarks/bench_step.py``). They cost 16 rows of the head instead of B x T.
+MIN_HEAD_ROWS = 16
+
+
 class ServerPart(_Part):
     """The main server's part: blocks ``cut_layer .. L-1``, final norm and LM head.
 
@@ -201,3 +210,25 @@ class ServerPart(_Part):
         if labels is not None:
             loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size)
         return CausalLMOutputWithPast(loss=loss, logits=logits)
+
+    def label_loss(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None,
+                   labels: torch.Tensor) -> torch.Tensor:
+        """The causal-LM loss of :meth:`forward`, with the LM head run only where it is taken.
+
+        Position ``t`` predicts token ``t + 1``, so only the positions whose next label
+        is set (not -100) need logits: the head and the cross-entropy run on those
+        ``N`` rows, (N, H) -> (N, V), instead of all B x T. The mean over the same
+        targets as the model's own loss; it differs from :meth:`forward`'s ``loss``
+        only by float rounding (another matmul shape sums in another order). The head
+        runs on at least :data:`MIN_HEAD_ROWS` rows.
+        """
+        hidden = self.norm(self._run_blocks(hidden, attention_mask))  # (B, T, H)
+        targets = labels[:, 1:]  # (B, T-1): the label each position predicts
+        taken = targets != IGNORE_INDEX
+        rows = hidden[:, :-1][taken]  # (N, H)
+        n = rows.shape[0]
+        if n < MIN_HEAD_ROWS:  # zero rows: the matmul kernel of a full batch (see MIN_HEAD_ROWS)
+            rows = torch.cat([rows, rows.new_zeros(MIN_HEAD_ROWS - n, rows.shape[1])])
+        logits = self.lm_head(rows)[:n]  # (N, V)
+        return self.loss_function(logits=logits, labels=None, vocab_size=self.config.vocab_size,
+                                  shift_labels=targets[taken])

@@ -7,12 +7,24 @@ A step of client k (FedsLLM, the split-learning round of SplitFed):
                                               forward, backward, optimizer step
     client_backward(k, reply)                 device: backward, optimizer step
 
-Each client has its own LoRA adapter on both sides of the cut (PEFT adapter
-``"client{k}"``) and its own AdamW per side, so steps of different clients may
-interleave freely: client_forward(0), client_forward(1), server_step(1),
+Each client has its own LoRA adapter on both sides of the cut and its own AdamW
+per side (:class:`llm_split.bank.AdapterBank`: one frozen base model, one PEFT
+adapter slot, each client's weights swapped in), so steps of different clients
+may interleave freely: client_forward(0), client_forward(1), server_step(1),
 server_step(0), client_backward(1), client_backward(0) gives what running the
 clients one after the other gives. :meth:`SplitLoRATrainer.fedavg` then
 averages the adapters and gives every client the average (SFL-V1).
+
+Between a client's forward and its backward its graph is kept for at most
+``graphs_kept`` clients at once; another client's graph is dropped after its
+forward and the forward is run again, bit for bit (the same weights, inputs
+and random state), just before its backward (activation recomputation, as
+``torch.utils.checkpoint``). With many clients in flight at once -- the main
+server's queue holds them -- memory stays that of a few graphs; the measured
+FLOPs are those of the step, not of the recomputation.
+
+The main server computes the LM head only at the positions that carry a loss
+(:meth:`llm_split.split.ServerPart.label_loss`).
 
 With ``server_adapters="shared"`` the main server keeps one server-side adapter
 and one AdamW for all clients (SFL-V2, and vanilla split learning): each
@@ -22,38 +34,46 @@ and :meth:`SplitLoRATrainer.fedavg` averages the client side only.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from cosim.errors import CosimError
 from llm_split import compress, lora as lora_mod
+from llm_split.bank import AdapterBank
 from llm_split.evaluate import EvalResult, evaluate_label_token
-from llm_split.fedavg import fedavg_state_dicts
-from llm_split.flops import (
-    StepFlops, analytic_lora_step_flops, first_block_frozen_input_weights, FlopCounter, matmul_weights,
-)
-from llm_split.payload import CutMessage, ServerReply, state_dict_nbytes, tensor_nbytes
+from llm_split.measure import MeasuredSteps
+from llm_split.payload import CutMessage, ServerReply, tensor_nbytes
 from llm_split.split import split_causal_lm
 
-_PHASES = ("client_forward", "server_forward_backward", "client_backward")
+
+@dataclass
+class _Flight:
+    """A client's step between its forward and its backward: the output with its graph, or what
+    recomputes it (inputs and the random state the forward started from)."""
+
+    hidden: torch.Tensor | None  # (B, T, H) with its graph; None once the graph is dropped
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    rng_states: list[torch.Tensor]
 
 
-class SplitLoRATrainer:
+class SplitLoRATrainer(MeasuredSteps):
     """Per-client LoRA adapters on both parts of a split causal LM.
 
     Parameters
     ----------
     model : transformers.PreTrainedModel
-        The causal LM, modified in place: frozen, LoRA injected, train mode.
+        The causal LM, modified in place: frozen, LoRA injected, train mode. Its
+        device and dtype are those of the steps; the adapters are float32.
     cut_layer : int
         Blocks run on the client, ``0 < cut_layer < num_layers``.
     lora : LoraSettings
         Rank, alpha, dropout, target modules.
     n_clients : int
-        Number of clients; adapters are named ``client0 .. client{n-1}``.
+        Number of clients, 0 .. n_clients-1.
     lr, weight_decay : float
         AdamW settings, the same for every client and side.
     seed : int
@@ -64,13 +84,16 @@ class SplitLoRATrainer:
     cut_dtype : str
         How the activations and their gradient cross the cut (:mod:`llm_split.compress`):
         ``"float32"`` as computed, or a 16-bit or int8 encoding that the receiver decodes.
+    graphs_kept : int
+        Most clients whose forward graph is kept until their backward; the others'
+        forwards are recomputed at their backward (same result, less memory).
     """
 
     SERVER_ADAPTERS = ("per_client", "shared")
 
     def __init__(self, model: nn.Module, *, cut_layer: int, lora: lora_mod.LoraSettings, n_clients: int,
                  lr: float, weight_decay: float = 0.0, seed: int = 0, server_adapters: str = "per_client",
-                 cut_dtype: str = "float32"):
+                 cut_dtype: str = "float32", graphs_kept: int = 4):
         problems = []
         if isinstance(n_clients, bool) or not isinstance(n_clients, int) or n_clients < 1:
             problems.append(f"n_clients(={n_clients!r}) must be an integer >= 1")
@@ -80,37 +103,35 @@ class SplitLoRATrainer:
             problems.append(f"weight_decay(={weight_decay!r}) must be >= 0")
         if server_adapters not in self.SERVER_ADAPTERS:
             problems.append(f"server_adapters(={server_adapters!r}) must be one of {', '.join(self.SERVER_ADAPTERS)}")
+        if isinstance(graphs_kept, bool) or not isinstance(graphs_kept, int) or graphs_kept < 0:
+            problems.append(f"graphs_kept(={graphs_kept!r}) must be an integer >= 0")
         if problems:
             raise CosimError("; ".join(problems))
         self.model = model
         self.n_clients = n_clients
         self.cut_layer = cut_layer
         self.cut_dtype = compress.check_cut_dtype(cut_dtype)
-        self.names = [f"client{k}" for k in range(n_clients)]
         self.shared_server = server_adapters == "shared"
-        self.server_names = ["shared"] if self.shared_server else self.names
+        self.graphs_kept = graphs_kept
         model.requires_grad_(False)
         self.client_part, self.server_part = split_causal_lm(model, cut_layer)
         config = lora.peft_config(model.config.model_type)
         with torch.random.fork_rng(devices=[]):  # seeded init without moving the caller's generator
             torch.manual_seed(seed)
-            for part, names in ((self.client_part, self.names), (self.server_part, self.server_names)):
-                lora_mod.add_adapters(part, config, names)
-                for name in names[1:]:
-                    lora_mod.copy_adapter(part, names[0], name)
+            lora_mod.add_adapters(self.client_part, config, [lora_mod.SLOT])
+            # The server side's initial adapter is drawn after one client-side adapter per client,
+            # as when each client had a PEFT adapter of its own (same weights as then).
+            lora_mod.skip_adapter_draws(self.client_part, lora_mod.SLOT, n_clients - 1)
+            lora_mod.add_adapters(self.server_part, config, [lora_mod.SLOT])
         model.train()  # LoRA dropout (if any) is on while training
-        self._client_optimizers = [self._adamw(self.client_part, name, lr, weight_decay) for name in self.names]
-        self._server_optimizers = [self._adamw(self.server_part, name, lr, weight_decay) for name in self.server_names]
+        common = dict(lr=lr, weight_decay=weight_decay)
+        self.client_bank = AdapterBank(self.client_part, n_owners=n_clients, **common)
+        self.server_bank = AdapterBank(self.server_part, n_owners=1 if self.shared_server else n_clients, **common)
         # Called as before_step(side, client, params) after a step's backward and before its AdamW
         # step, with that side's adapter parameters of that client (e.g. to add a regulariser's gradient).
         self.before_step: Callable[[str, int, Mapping[str, nn.Parameter]], None] | None = None
-        self._in_flight: dict[int, torch.Tensor] = {}  # client -> its hidden output, graph kept
-        self._flops: dict[tuple[int, int], StepFlops] = {}  # (B, T) -> measured FLOPs
-        self._partial_flops: dict[tuple[int, int], dict[str, int]] = {}
-
-    def _adamw(self, part: nn.Module, name: str, lr: float, weight_decay: float) -> torch.optim.AdamW:
-        params = list(lora_mod.adapter_parameters(part, name).values())
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        self._in_flight: dict[int, _Flight] = {}
+        self._init_measurements()
 
     # -- one step, as messages ------------------------------------------------
 
@@ -118,17 +139,19 @@ class SplitLoRATrainer:
         """Run the client part on a batch with client ``client``'s adapter.
 
         ``batch`` holds ``input_ids``, ``attention_mask`` and ``labels``, each
-        (B, T). The graph is kept for :meth:`client_backward`.
+        (B, T). The graph is kept for :meth:`client_backward` (or recomputed then).
         """
         self._check_client(client)
         if client in self._in_flight:
             raise ValueError(f"client {client} already has a step in flight; call client_backward first")
         device = self._device()
         input_ids, mask, labels = (batch[k].to(device) for k in ("input_ids", "attention_mask", "labels"))
-        lora_mod.activate(self.client_part, self.names[client])
+        rng_states = self._rng_states()
+        self.client_bank.bind(client)
         with self._count(tuple(input_ids.shape), "client_forward"):
             hidden = self.client_part(input_ids, attention_mask=mask)  # (B, T, H)
-        self._in_flight[client] = hidden
+        kept = sum(f.hidden is not None for f in self._in_flight.values()) < self.graphs_kept
+        self._in_flight[client] = _Flight(hidden if kept else None, input_ids, mask, rng_states)
         sent, sent_nbytes = compress.roundtrip(hidden.detach(), self.cut_dtype)  # as the server decodes it
         return CutMessage(hidden=sent, attention_mask=mask, labels=labels,
                           nbytes=sent_nbytes + tensor_nbytes(mask) + tensor_nbytes(labels))
@@ -136,14 +159,15 @@ class SplitLoRATrainer:
     def server_step(self, client: int, message: CutMessage) -> ServerReply:
         """Server forward, backward and AdamW step with client ``client``'s server-side adapter."""
         self._check_client(client)
-        lora_mod.activate(self.server_part, self.server_name(client))
+        owner = self._server_owner(client)
+        self.server_bank.bind(owner)
         # A fresh leaf: the server's graph starts at the received activations.
         hidden = message.hidden.detach().requires_grad_(True)  # (B, T, H)
         with self._count(tuple(hidden.shape[:2]), "server_forward_backward"):
-            loss = self.server_part(hidden, attention_mask=message.attention_mask, labels=message.labels).loss
+            loss = self.server_part.label_loss(hidden, message.attention_mask, message.labels)
             loss.backward()
-        self._before_step("server", self.server_part, client)
-        optimizer = self._server_optimizers[0 if self.shared_server else client]
+        self._before_step("server", client)
+        optimizer = self.server_bank.optimizers[owner]
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         grad, grad_nbytes = compress.roundtrip(hidden.grad, self.cut_dtype)  # as the client decodes it
@@ -154,11 +178,17 @@ class SplitLoRATrainer:
         self._check_client(client)
         if client not in self._in_flight:
             raise ValueError(f"client {client} has no step in flight; call client_forward first")
-        hidden = self._in_flight.pop(client)
+        flight = self._in_flight.pop(client)
+        hidden = flight.hidden
+        if hidden is None:  # recompute the forward exactly: same weights, inputs and dropout draws
+            self.client_bank.bind(client)
+            with torch.random.fork_rng(devices=self._rng_devices()):
+                self._set_rng_states(flight.rng_states)
+                hidden = self.client_part(flight.input_ids, attention_mask=flight.attention_mask)
         with self._count(tuple(hidden.shape[:2]), "client_backward"):
             hidden.backward(reply.grad.to(hidden.device))
-        self._before_step("client", self.client_part, client)
-        optimizer = self._client_optimizers[client]
+        self._before_step("client", client)
+        optimizer = self.client_bank.optimizers[client]
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
@@ -167,53 +197,74 @@ class SplitLoRATrainer:
         self._check_client(client)
         self._in_flight.pop(client, None)
 
-    def server_name(self, client: int) -> str:
-        """The server-side adapter that client ``client``'s steps use (``"shared"`` under SFL-V2)."""
-        return self.server_names[0] if self.shared_server else self.names[client]
+    def use(self, client: int) -> None:
+        """Make both parts (hence the unsplit model) compute with client ``client``'s adapters."""
+        self._check_client(client)
+        self.client_bank.bind(client)
+        self.server_bank.bind(self._server_owner(client))
 
     # -- adapters -------------------------------------------------------------
 
-    def client_adapter_state(self, client: int) -> dict[str, torch.Tensor]:
-        """Copy of client ``client``'s client-side LoRA weights (keys without the adapter name)."""
+    def client_parameters(self, client: int) -> dict[str, nn.Parameter]:
+        """Client ``client``'s client-side LoRA weights themselves (keys as :meth:`client_adapter_state`)."""
         self._check_client(client)
-        return {k: p.detach().clone() for k, p in lora_mod.adapter_parameters(self.client_part, self.names[client]).items()}
+        return self.client_bank.params[client]
+
+    def server_parameters(self, client: int) -> dict[str, nn.Parameter]:
+        """The server-side LoRA weights the main server uses for client ``client`` (the shared ones under SFL-V2)."""
+        self._check_client(client)
+        return self.server_bank.params[self._server_owner(client)]
+
+    def client_optimizer(self, client: int) -> torch.optim.AdamW:
+        """Client ``client``'s AdamW on the client side."""
+        self._check_client(client)
+        return self.client_bank.optimizers[client]
+
+    def server_optimizer(self, client: int) -> torch.optim.AdamW:
+        """The AdamW of the server-side adapter client ``client`` uses."""
+        self._check_client(client)
+        return self.server_bank.optimizers[self._server_owner(client)]
+
+    def client_adapter_state(self, client: int) -> dict[str, torch.Tensor]:
+        """Copy of client ``client``'s client-side LoRA weights (keys like ``blocks.0.self_attn.q_proj.lora_A.weight``)."""
+        self._check_client(client)
+        return self.client_bank.state(client)
 
     def server_adapter_state(self, client: int) -> dict[str, torch.Tensor]:
         """Copy of the server-side LoRA weights that the main server uses for client ``client`` (the shared ones
         under SFL-V2)."""
         self._check_client(client)
-        params = lora_mod.adapter_parameters(self.server_part, self.server_name(client))
-        return {k: p.detach().clone() for k, p in params.items()}
+        return self.server_bank.state(self._server_owner(client))
 
     def set_client_adapter_state(self, client: int, state: Mapping[str, torch.Tensor]) -> None:
         """Overwrite client ``client``'s client-side LoRA weights (keys as in :meth:`client_adapter_state`)."""
-        self._load(self.client_part, client, state)
+        self._check_client(client)
+        self.client_bank.load(client, state)
 
     def set_server_adapter_state(self, client: int, state: Mapping[str, torch.Tensor]) -> None:
         """Overwrite the server-side LoRA weights kept for client ``client`` (the shared ones under SFL-V2)."""
-        self._load(self.server_part, client, state, self.server_name(client))
+        self._check_client(client)
+        self.server_bank.load(self._server_owner(client), state)
 
     def adapter_nbytes(self) -> dict[str, int]:
         """Bytes of one client's adapter on each side: ``{"client": ..., "server": ...}``."""
-        return {"client": state_dict_nbytes(self.client_adapter_state(0)),
-                "server": state_dict_nbytes(self.server_adapter_state(0))}
+        return {"client": self.client_bank.nbytes(), "server": self.server_bank.nbytes()}
 
     def cut_message_nbytes(self, batch: Mapping[str, torch.Tensor]) -> dict[str, int]:
         """Bytes that cross the cut per step on ``batch``: ``activation`` (hidden + mask + labels) and ``gradient``.
 
         The sizes :meth:`client_forward` and :meth:`server_step` report, from the shapes
-        and dtypes alone (no compute).
+        and dtypes alone (no compute): the hidden state has the base weights' dtype.
         """
         b, t = batch["input_ids"].shape
-        param = next(self.client_part.parameters())
         hidden = compress.encoded_nbytes((b, t, self.model.config.hidden_size), self.cut_dtype,
-                                         element_size=param.element_size())
+                                         element_size=self.client_part.embed.weight.element_size())
         return {"activation": hidden + tensor_nbytes(batch["attention_mask"]) + tensor_nbytes(batch["labels"]),
                 "gradient": hidden}
 
     def adapter_element_size(self) -> int:
         """Bytes per adapter weight (4 for float32)."""
-        return next(iter(self.client_adapter_state(0).values())).element_size()
+        return next(iter(self.client_bank.params[0].values())).element_size()
 
     def fedavg(self, weights: Mapping[int, float]) -> None:
         """FedAvg of the adapters, then broadcast: every client holds the average.
@@ -232,57 +283,11 @@ class SplitLoRATrainer:
         for k in clients:
             self._check_client(k)
         w = [weights[k] for k in clients]
-        client_avg = fedavg_state_dicts([self.client_adapter_state(k) for k in clients], w)
-        for k in range(self.n_clients):
-            self.set_client_adapter_state(k, client_avg)
+        self.client_bank.average(clients, w)
         if not self.shared_server:
-            server_avg = fedavg_state_dicts([self.server_adapter_state(k) for k in clients], w)
-            for k in range(self.n_clients):
-                self.set_server_adapter_state(k, server_avg)
+            self.server_bank.average(clients, w)
 
-    # -- measurements ---------------------------------------------------------
-
-    def step_flops(self, batch: Mapping[str, torch.Tensor]) -> StepFlops:
-        """FLOPs of one step on a batch of this shape, measured with torch's counter.
-
-        Measured on the real modules, attention included, once per (B, T): during
-        the first real step of that shape, or -- if asked before one completed --
-        by a step that changes no weight, gradient or random state.
-        """
-        shape = tuple(batch["input_ids"].shape)
-        if shape not in self._flops:
-            self._measure(batch)
-        return self._flops[shape]
-
-    def phase_flops(self, batch: Mapping[str, torch.Tensor], phase: str) -> float:
-        """FLOPs of one phase (``client_forward``, ``server_forward_backward``, ``client_backward``).
-
-        Right after that phase ran for the first time on this shape, its count is
-        already known and no extra step is needed, unlike :meth:`step_flops`.
-        """
-        if phase not in _PHASES:
-            raise ValueError(f"phase(={phase!r}) must be one of {', '.join(_PHASES)}")
-        shape = tuple(batch["input_ids"].shape)
-        if shape in self._flops:
-            return getattr(self._flops[shape], phase)
-        partial = self._partial_flops.get(shape, {})
-        if phase in partial:
-            return partial[phase]
-        return getattr(self.step_flops(batch), phase)
-
-    def analytic_step_flops(self, batch_size: int, seq_len: int) -> StepFlops:
-        """The analytic estimate of :func:`llm_split.flops.analytic_lora_step_flops` for this split."""
-        config = self.model.config
-        head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-        return analytic_lora_step_flops(
-            batch_size=batch_size, seq_len=seq_len,
-            client_weights=matmul_weights(self.client_part), server_weights=matmul_weights(self.server_part),
-            client_lora_weights=sum(t.numel() for t in self.client_adapter_state(0).values()),
-            server_lora_weights=sum(t.numel() for t in self.server_adapter_state(0).values()),
-            client_layers=len(self.client_part.blocks), server_layers=len(self.server_part.blocks),
-            attention_dim=config.num_attention_heads * head_dim,
-            first_block_frozen_input_weights=first_block_frozen_input_weights(self.client_part),
-        )
+    # -- evaluation -----------------------------------------------------------
 
     def evaluate(self, batches: Iterable[Mapping[str, torch.Tensor]], label_token_ids: Sequence[int], *,
                  client_state: Mapping[str, torch.Tensor] | None = None,
@@ -293,11 +298,10 @@ class SplitLoRATrainer:
         of client 0's weights without writing into them (``torch.func.functional_call``), so steps
         in flight keep their graphs. See :mod:`llm_split.evaluate`. Runs in eval mode under no_grad.
         """
-        lora_mod.activate(self.client_part, self.names[0])
-        lora_mod.activate(self.server_part, self.server_name(0))
+        self.use(0)
         device = self._device()
-        client_part = _with_weights(self.client_part, self.names[0], client_state)
-        server_part = _with_weights(self.server_part, self.server_name(0), server_state)
+        client_part = _with_weights(self.client_part, lora_mod.SLOT, client_state)
+        server_part = _with_weights(self.server_part, lora_mod.SLOT, server_state)
 
         def predict(batch):
             mask = batch["attention_mask"].to(device)
@@ -317,66 +321,29 @@ class SplitLoRATrainer:
         if isinstance(client, bool) or not isinstance(client, int) or not 0 <= client < self.n_clients:
             raise ValueError(f"client(={client!r}) must be an integer in 0..{self.n_clients - 1}")
 
-    def _before_step(self, side: str, part: nn.Module, client: int) -> None:
+    def _server_owner(self, client: int) -> int:
+        return 0 if self.shared_server else client
+
+    def _before_step(self, side: str, client: int) -> None:
         if self.before_step is not None:
-            name = self.server_name(client) if side == "server" else self.names[client]
-            self.before_step(side, client, lora_mod.adapter_parameters(part, name))
+            params = self.server_parameters(client) if side == "server" else self.client_parameters(client)
+            self.before_step(side, client, params)
 
     def _device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    @torch.no_grad()
-    def _load(self, part: nn.Module, client: int, state: Mapping[str, torch.Tensor], name: str | None = None) -> None:
-        self._check_client(client)
-        params = lora_mod.adapter_parameters(part, name or self.names[client])
-        if sorted(params) != sorted(state):
-            raise ValueError(f"adapter state keys {sorted(state)} do not match {sorted(params)}")
-        for key, param in params.items():
-            param.copy_(state[key])
-
-    @contextlib.contextmanager
-    def _count(self, shape: tuple[int, int], phase: str):
-        """Count the FLOPs of ``phase`` for this shape if not known yet (no extra compute)."""
-        partial = self._partial_flops.get(shape, {})
-        if shape in self._flops or phase in partial:
-            yield
-            return
-        self._partial_flops[shape] = partial
-        with FlopCounter() as counter:
-            yield
-        partial[phase] = counter.total
-        if len(partial) == len(_PHASES):
-            self._flops[shape] = StepFlops(**partial)
-            del self._partial_flops[shape]
-
-    def _measure(self, batch: Mapping[str, torch.Tensor]) -> None:
-        """A step of client 0 that leaves no trace (weights, gradients, random state): only its FLOPs."""
+    def _rng_devices(self) -> list:
         device = self._device()
-        input_ids, mask, labels = (batch[k].to(device) for k in ("input_ids", "attention_mask", "labels"))
-        params = [*lora_mod.adapter_parameters(self.client_part, self.names[0]).values(),
-                  *lora_mod.adapter_parameters(self.server_part, self.server_name(0)).values()]
-        # backward(), as in a real step; the gradients it accumulates are put back.
-        saved_grads = [p.grad for p in params]
-        counts = {}
-        try:
-            with torch.random.fork_rng(devices=[]):  # dropout draws must not shift training's stream
-                lora_mod.activate(self.client_part, self.names[0])
-                lora_mod.activate(self.server_part, self.server_name(0))
-                with FlopCounter() as counter:
-                    hidden = self.client_part(input_ids, attention_mask=mask)
-                counts["client_forward"] = counter.total
-                received = hidden.detach().requires_grad_(True)
-                with FlopCounter() as counter:
-                    self.server_part(received, attention_mask=mask, labels=labels).loss.backward()
-                counts["server_forward_backward"] = counter.total
-                with FlopCounter() as counter:
-                    hidden.backward(received.grad)
-                counts["client_backward"] = counter.total
-        finally:
-            for p, g in zip(params, saved_grads):
-                p.grad = g
-        self._flops[tuple(input_ids.shape)] = StepFlops(**counts)
-        self._partial_flops.pop(tuple(input_ids.shape), None)
+        return [device] if device.type == "cuda" else []
+
+    def _rng_states(self) -> list[torch.Tensor]:
+        """Torch's random states that a forward's dropout draws from (CPU, and the GPU's on CUDA)."""
+        return [torch.get_rng_state(), *(torch.cuda.get_rng_state(d) for d in self._rng_devices())]
+
+    def _set_rng_states(self, states: list[torch.Tensor]) -> None:
+        torch.set_rng_state(states[0])
+        for device, state in zip(self._rng_devices(), states[1:]):
+            torch.cuda.set_rng_state(state, device)
 
 
 def _with_weights(part: nn.Module, adapter: str, state: Mapping[str, torch.Tensor] | None) -> Callable:

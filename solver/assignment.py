@@ -112,7 +112,7 @@ def _owners(model: DelayModel):
 
 def greedy_assignment(problem: Problem, terms: RoundTerms, ci: int, ri: int, budget_w: np.ndarray,
                       fed_budget_w: np.ndarray | None = None, *, seed: str = "worst_first",
-                      max_moves: int | None = None):
+                      max_moves: int | None = None, memo: dict | None = None):
     """Assign subchannels by the bottleneck rule (module docstring).
 
     Parameters
@@ -125,6 +125,11 @@ def greedy_assignment(problem: Problem, terms: RoundTerms, ci: int, ri: int, bud
         How each client gets its first subchannel (module docstring).
     max_moves : int, optional
         Cap on local-search exchanges (default ``2 (N + M)``; 0 skips phase 3).
+    memo : dict, optional
+        The fill's rates already computed, shared by calls on the same problem: greedy
+        runs at other grid points and seeds ask mostly the same questions (which client
+        holds what, plus which subchannel, at which budget), and the answers do not
+        depend on the grid point. The same numbers, computed once.
 
     Returns
     -------
@@ -135,7 +140,7 @@ def greedy_assignment(problem: Problem, terms: RoundTerms, ci: int, ri: int, bud
         The largest client delay under the budgets.
     """
     model = _model(problem, terms, ci, ri, budget_w, fed_budget_w, seed=seed)
-    _fill(model)
+    _fill(model, {} if memo is None else memo)
     limit = 2 * (problem.num_subchannels + problem.num_fed_subchannels) if max_moves is None else max_moves
     search(model, limit)
     return _owners(model) + (float(np.max(model.delays())),)
@@ -151,8 +156,8 @@ def local_search(problem: Problem, terms: RoundTerms, ci: int, ri: int, assignme
     return _owners(model) + (float(np.max(model.delays())),)
 
 
-def _fill(model: DelayModel) -> None:
-    """Phase 2: the bottleneck takes the free subchannel that helps it most."""
+def _fill(model: DelayModel, memo: dict) -> None:
+    """Phase 2: the bottleneck takes the free subchannel that helps it most (rates memoised in ``memo``)."""
     sets = model.sets
     while any(np.any(s.owner < 0) for s in sets):
         current = model.delays()
@@ -165,7 +170,11 @@ def _fill(model: DelayModel) -> None:
                 # subchannel's SNR: only the strongest free one can help most.
                 free = free[[int(np.argmax(s.snr[k, free]))]]
             if free.size:
-                rate = s.rate_plus(k, free, model.budgets[which][k])
+                budget = float(model.budgets[which][k])
+                key = (which, k, s.channels(k).tobytes(), free.tobytes(), budget)
+                rate = memo.get(key)
+                if rate is None:
+                    rate = memo[key] = s.rate_plus(k, free, budget)
                 delay = model.delays(which, rate, np.full(free.size, k))
                 i = int(np.argmin(delay))
                 if delay[i] < best[0]:

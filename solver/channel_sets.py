@@ -151,6 +151,14 @@ class ChannelSet:
 
     def exchanges(self, receivers, *, max_union: int = 6, max_split_rows: int = 2048,
                   max_swap_out: int = 2) -> Exchanges:
+        """:meth:`_exchanges`, remembered for the last few ownerships (the search asks again for the
+        same bottleneck when its best exchange finds nothing and a chain starts from there)."""
+        key = (self.owner.tobytes(), tuple(np.atleast_1d(receivers).tolist()), max_union, max_split_rows,
+               max_swap_out)
+        return _remember(self, "_exchanges_memo", key, lambda: self._exchanges(
+            receivers, max_union=max_union, max_split_rows=max_split_rows, max_swap_out=max_swap_out))
+
+    def _exchanges(self, receivers, *, max_union: int, max_split_rows: int, max_swap_out: int) -> Exchanges:
         """Every re-partition between each client of ``receivers`` and each other client.
 
         For a pair holding at most ``max_union`` subchannels together, every split
@@ -230,8 +238,7 @@ class ChannelSet:
     def _compact(self):
         """Water-filling of every client over its own subchannels (K x L), cached per
         ownership, with each subchannel's sorted position in its owner's row."""
-        key = self.owner.tobytes()
-        if getattr(self, "_compact_key", None) != key:
+        def build():
             table = self.table()
             safe = np.maximum(table, 0)
             solver = WaterFilling(np.where(table >= 0, self.snr[np.arange(self.num_clients)[:, None], safe], 0.0),
@@ -239,8 +246,10 @@ class ChannelSet:
             position = np.full(self.owner.size, -1)
             held = table >= 0
             position[table[held]] = solver.sorted_position()[held]
-            self._compact_key, self._compact_value = key, (solver, position)
-        return self._compact_value
+            return solver, position
+
+        # Kept for the last few ownerships: a chain tries an exchange and puts the owners back.
+        return _remember(self, "_compact_memo", self.owner.tobytes(), build)
 
     def _delta_rate(self, clients, removed, added, budget_w) -> np.ndarray:
         """Rate of ``clients[q]`` without its subchannel ``removed[q]`` and with ``added[q]`` (-1: none)."""
@@ -250,17 +259,37 @@ class ChannelSet:
         snr = np.where(added >= 0, self.snr[clients, safe], 0.0)
         return solver.max_rate_delta(clients, budget_w[clients], at, snr, self.bandwidth[safe])
 
-    def receiver_max_rate(self, ex: Exchanges, budget_w: np.ndarray) -> np.ndarray:
+    def receiver_max_rate(self, ex: Exchanges, budget_w: np.ndarray, *, gaining_only: bool = False) -> np.ndarray:
         """(Q,) receiver's water-filling rate at its budget after each exchange.
 
         Moves and swaps shift the receiver's sorted set (:meth:`WaterFilling.max_rate_delta`);
-        general splits are solved afresh.
+        general splits are solved afresh. ``gaining_only``: a split that leaves the receiver
+        only subchannels it holds now (it gives, gains nothing) is not solved and reported
+        at rate 0: with fewer subchannels at the same budget its rate cannot rise, so such
+        an exchange cannot lower the delay of a receiver that is the slowest. Remembered for
+        the last few exchange lists (a chain asks again for those its failed search just
+        scored). Read-only.
         """
+        key = (id(ex), np.asarray(budget_w).tobytes(), gaining_only)
+        found = _remember(self, "_receiver_memo", key,
+                          lambda: (ex, self._receiver_max_rate(ex, budget_w, gaining_only)))
+        if found[0] is ex:
+            return found[1]
+        return self._receiver_max_rate(ex, budget_w, gaining_only)  # an id reused by another list
+
+    def _receiver_max_rate(self, ex: Exchanges, budget_w: np.ndarray, gaining_only: bool) -> np.ndarray:
         rate = np.empty(ex.size)
         split = ex.gained < 0
         if np.any(split):
-            rate[split] = self.grouped(ex.receiver[split], ex.split_receiver_rows, "max_rate",
-                                       budget_w[ex.receiver[split]])
+            receivers, rows = ex.receiver[split], ex.split_receiver_rows
+            solve = np.ones(receivers.size, dtype=bool)
+            if gaining_only:
+                solve = np.any((rows >= 0) & (self.owner[np.maximum(rows, 0)] != receivers[:, None]), axis=1)
+            split_rate = np.zeros(receivers.size)
+            if np.any(solve):
+                split_rate[solve] = self.grouped(receivers[solve], rows[solve], "max_rate",
+                                                 budget_w[receivers[solve]])
+            rate[split] = split_rate
         if not np.all(split):
             rate[~split] = self._delta_rate(ex.receiver[~split], ex.returned[~split], ex.gained[~split], budget_w)
         return rate
@@ -307,3 +336,17 @@ class ChannelSet:
                              (exchanges.split_giver_rows, exchanges.giver)):
             held = rows[i][rows[i] >= 0]
             self.owner[held] = client[q]
+
+
+#: Entries each memo of a ChannelSet keeps (ownerships and exchange lists of the last few steps).
+_MEMO_SIZE = 4
+
+
+def _remember(owner_object, name: str, key, compute):
+    """``compute()``, kept in the small dict ``owner_object.<name>`` under ``key`` (oldest dropped first)."""
+    memo = owner_object.__dict__.setdefault(name, {})
+    if key not in memo:
+        if len(memo) >= _MEMO_SIZE:
+            del memo[next(iter(memo))]
+        memo[key] = compute()
+    return memo[key]

@@ -45,12 +45,16 @@ class DelayModel:
 
     def delays(self, which=None, rate=None, clients=None) -> np.ndarray:
         """Delays of ``clients`` (default all) with set ``which``'s rate replaced by ``rate``."""
-        clients = np.arange(self.fixed.size) if clients is None else clients
-        pair = [r[clients] for r in self.rates] + [None]
+        if clients is None:  # every client: no gather (the search asks this at every step)
+            pair = list(self.rates) + [None]
+            fixed = self.fixed
+        else:
+            pair = [r[clients] for r in self.rates] + [None]
+            fixed = self.fixed[clients]
         if which is not None:
             pair[which] = rate
         fed = transfer_s(self.v, pair[1]) if len(self.sets) == 2 else 0.0
-        return self.fixed[clients] + transfer_s(self.u, pair[0]) + fed
+        return fixed + transfer_s(self.u, pair[0]) + fed
 
 
 def others_max(values: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -76,7 +80,9 @@ def _best_exchange(model: DelayModel, receivers, soft: bool, below: float | None
         ex = s.exchanges(receivers)
         if ex.size == 0:
             continue
-        recv_rate = s.receiver_max_rate(ex, model.budgets[which])
+        # A receiver already at least as slow as the bar cannot get under it by only giving.
+        slowest = not soft and bool(np.all(current[np.atleast_1d(receivers)] >= best[0]))
+        recv_rate = s.receiver_max_rate(ex, model.budgets[which], gaining_only=slowest)
         gain = model.delays(which, recv_rate, ex.receiver)
         # Without the soft score an exchange scores at least the receiver's new delay:
         # the giver's side is solved only for those that can still beat the best.
@@ -124,7 +130,7 @@ def _chain(model: DelayModel, tries: int) -> bool:
         ex = s.exchanges(k)
         if ex.size == 0:
             continue
-        recv_rate = s.receiver_max_rate(ex, model.budgets[which])
+        recv_rate = s.receiver_max_rate(ex, model.budgets[which], gaining_only=True)  # k is the slowest
         gain = model.delays(which, recv_rate, ex.receiver)
         rest = others_max(current, ex.receiver, ex.giver)
         pick = np.flatnonzero((gain < peak * (1 - 1e-12)) & (rest < peak * (1 - 1e-12)))

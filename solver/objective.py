@@ -81,6 +81,8 @@ def round_terms(problem: Problem) -> RoundTerms:
 def transfer_s(bits, rate_bps) -> np.ndarray:
     """``bits / rate`` in seconds, 0 when there is nothing to send, inf at rate 0."""
     bits, rate = np.asarray(bits, dtype=float), np.asarray(rate_bps, dtype=float)
+    if bits.ndim == 0 and bits > 0 and np.all(rate > 0):  # the search's case: a quotient, no warning to silence
+        return bits / rate
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(bits > 0, bits / rate, 0.0)
 

@@ -52,7 +52,8 @@ def assignment_step(problem: Problem, terms: RoundTerms, points, budget_w, fed_b
     for ci, ri in points:
         for seed in SEEDS:
             assignment, fed, delay = greedy_assignment(problem, terms, ci, ri, budget_w, fed_budget_w,
-                                                       seed=seed, max_moves=0)
+                                                       seed=seed, max_moves=0,
+                                                       memo=cache.setdefault("fill_rates", {}))
             if total_set:  # power flows between clients: rank by the exact optimal-power delay
                 key = (ci, ri, assignment.tobytes()) + ((fed.tobytes(),) if fed_set else ())
                 if key not in cache:

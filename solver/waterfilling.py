@@ -46,13 +46,15 @@ class WaterFilling:
         bandwidth = np.broadcast_to(np.asarray(bandwidth_hz, dtype=float), snr.shape)
         strength = bandwidth * snr
         self._order = np.argsort(-strength, axis=-1, kind="stable")
-        s = np.take_along_axis(strength, self._order, axis=-1)
+        s = _take(strength, self._order)
         held = s > 0
-        b = np.where(held, np.take_along_axis(bandwidth, self._order, axis=-1), 0.0)
-        with np.errstate(divide="ignore"):
-            log2_s = np.where(held, np.log2(np.where(held, s, 1.0)), 0.0)
-            inv_s = np.where(held, 1.0 / np.where(held, s, 1.0), 0.0)
+        b = np.where(held, _take(bandwidth, self._order), 0.0)
+        safe = np.where(held, s, 1.0)  # no log or division of 0: no floating-point warning to silence
+        log2_s = np.where(held, np.log2(safe), 0.0)
+        inv_s = np.where(held, 1.0 / safe, 0.0)
         self._held, self._b, self._inv_s = held, b, inv_s
+        # What max_rate_delta reads back as log2 s_n (from 1 / s_n, as it always has).
+        self._log2_s_from_inv = np.where(held, -np.log2(np.where(held, inv_s, 1.0)), 0.0)
         self._count = held.sum(axis=-1)
         self._cum_b = np.cumsum(b, axis=-1)
         self._cum_b_log2_s = np.cumsum(b * log2_s, axis=-1)
@@ -72,8 +74,7 @@ class WaterFilling:
 
     def _prefix(self, active: np.ndarray):
         idx = np.maximum(active - 1, 0)[..., None]
-        take = lambda a: np.take_along_axis(a, idx, axis=-1)[..., 0]  # noqa: E731
-        return take(self._cum_b), take(self._cum_b_log2_s), take(self._cum_b_inv_s)
+        return tuple(_take(a, idx)[..., 0] for a in (self._cum_b, self._cum_b_log2_s, self._cum_b_inv_s))
 
     def max_rate(self, power_w) -> tuple[np.ndarray, np.ndarray]:
         """Largest rate reachable with total power ``power_w``, and its water level.
@@ -179,8 +180,8 @@ class WaterFilling:
         keep = held & (np.arange(width)[None, :] != removed[:, None])
         gone = (removed >= 0) & (width > 0)
         at = np.clip(removed, 0, max(width - 1, 0))[:, None]
-        inv_r = np.take_along_axis(inv_s, at, axis=1)[:, 0] if width else np.zeros(rows.size)
-        b_r = np.where(gone, np.take_along_axis(b, at, axis=1)[:, 0] if width else 0.0, 0.0)
+        inv_r = _take(inv_s, at)[:, 0] if width else np.zeros(rows.size)
+        b_r = np.where(gone, _take(b, at)[:, 0] if width else 0.0, 0.0)
         b_c = np.asarray(added_bandwidth_hz, dtype=float)
         s_c = b_c * np.asarray(added_snr_per_w, dtype=float)
         usable = s_c > 0
@@ -191,7 +192,7 @@ class WaterFilling:
             active = keep & (power_break + shift < power[:, None])
             own_break = np.sum(np.where(keep, b * np.maximum(inv_c[:, None] - inv_s, 0.0), 0.0), axis=1)
         extra = usable & (own_break < power)
-        log2_s = np.where(held, -np.log2(np.where(held, inv_s, 1.0)), 0.0)
+        log2_s = self._log2_s_from_inv[rows, :width]
         cum_b = np.sum(np.where(active, b, 0.0), axis=1) + np.where(extra, b_c, 0.0)
         cum_b_inv_s = np.sum(np.where(active, b * inv_s, 0.0), axis=1) + np.where(extra, b_c * np.where(extra, inv_c, 0.0), 0.0)
         with np.errstate(divide="ignore"):
@@ -282,6 +283,21 @@ class WaterFilling:
         power = np.empty_like(sorted_power)
         np.put_along_axis(power, self._order, sorted_power, axis=-1)
         return power
+
+
+def _take(values: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``np.take_along_axis(values, index, axis=-1)`` (``values`` broadcast to ``index``'s leading
+    shape), by plain indexing: the same gather, without its per-call set-up (it runs thousands of
+    times per solve)."""
+    if index.ndim == 1:
+        return values[index]
+    if index.size == 0:
+        return np.take_along_axis(np.broadcast_to(values, index.shape[:-1] + values.shape[-1:]), index, axis=-1)
+    lead = index.shape[:-1]
+    flat_index = index.reshape(-1, index.shape[-1])
+    flat_values = np.broadcast_to(values, lead + values.shape[-1:]).reshape(-1, values.shape[-1])
+    rows = np.arange(flat_index.shape[0])[:, None]
+    return flat_values[rows, flat_index].reshape(index.shape)
 
 
 def water_filling(power_w, snr_per_w, bandwidth_hz) -> np.ndarray:

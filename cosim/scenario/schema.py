@@ -261,6 +261,22 @@ class Workload:
 
 
 @dataclass(frozen=True)
+class Runtime:
+    device: Literal["auto", "cpu", "cuda"] = setting(
+        "cpu", doc="torch device of the real workload's steps: 'cpu', 'cuda' (refused when torch sees no GPU) or "
+                   "'auto' (cuda when torch sees a GPU, else cpu); the device used is in summary.json. Measured "
+                   "FLOPs and bytes are those of the same tensors on any device; losses differ in the last bits")
+    base_dtype: Literal["float32", "bfloat16"] = setting(
+        "float32", doc="dtype of the frozen base weights, hence of the activations and gradients computed at the cut "
+                       "(bfloat16 halves their bytes as sent with split.activation_dtype: float32, 'as computed'); "
+                       "the LoRA adapters and their AdamW states stay float32")
+    threads: int = setting(
+        1, doc="torch intra-op threads of the training and evaluation work, whatever the machine or sweep engine: "
+               "results depend on it in the last bits, so it is fixed (1: a sweep's workers never compete for cores; "
+               "raise it for one long run on an idle many-core machine)", gt=0)
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str = setting("scenario", doc="run name, written into every trace row")
     seed: int = setting(0, doc="the one seed every random stream derives from", ge=0)
@@ -283,6 +299,7 @@ class Scenario:
     participation: Participation = setting(Participation(), doc="who takes part in each round")
     availability: Availability = setting(Availability(), doc="when each device is online")
     checkpoint: Checkpoint = setting(Checkpoint(), doc="checkpoints at round ends, to go on after a kill")
+    runtime: Runtime = setting(Runtime(), doc="where the real workload's torch work runs (no effect on a replay)")
 
     def check(self) -> list[str]:
         """Problems that involve several fields, as ``dotted.path: message`` lines."""

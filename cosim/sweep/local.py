@@ -2,9 +2,10 @@
 
 ``workers`` = 1 runs in this process. ``workers`` > 1 uses a ``ProcessPoolExecutor`` with
 the "spawn" start method (torch and fork do not mix), at most ``workers`` runs in flight.
-Each worker's torch gets ``cores // workers`` threads (at least 1; ``cores`` = the CPUs this
-process may use) through ``OMP_NUM_THREADS`` and friends, unless ``OMP_NUM_THREADS`` is set
-already: two runs on two cores with two threads each would fight over them.
+Torch's thread count is the scenario's ``runtime.threads`` (each run sets it), never derived
+from the cores or the workers here: the threads change results in the last bits, and a run
+must give the same events whatever ``--workers`` is. So ``workers x runtime.threads`` should
+not exceed the cores (:func:`usable_cores`), or the runs fight over them.
 Ctrl-C stops submitting, waits for the runs in flight and keeps every finished run.
 """
 
@@ -14,7 +15,7 @@ import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
-from .book import SweepBook, execute, limit_threads
+from .book import SweepBook, execute
 from .engine_base import Engine, RunFn
 from .expand import SweepRun
 
@@ -24,11 +25,6 @@ def usable_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
-
-
-def threads_per_worker(workers: int) -> int:
-    """Torch threads each of ``workers`` pool processes gets: the usable cores shared out, at least 1."""
-    return max(1, usable_cores() // workers)
 
 
 class LocalEngine(Engine):
@@ -52,8 +48,7 @@ class LocalEngine(Engine):
         pending = list(reversed(todo))
         flying: dict[Future, SweepRun] = {}
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=limit_threads,
-                                 initargs=(threads_per_worker(self.workers),)) as pool:
+        with ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx) as pool:
             def collect(done_futures, *, interrupted: bool = False) -> None:
                 for fut in done_futures:
                     r = flying.pop(fut)

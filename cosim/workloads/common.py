@@ -9,6 +9,7 @@ import numpy as np
 from llm_split import (ClientBatches, LoraSettings, PromptEncoder, Task, load_causal_lm, load_task, num_layers,
                        partition_dirichlet, partition_iid)
 
+from ..errors import ScenarioError
 from ..scenario import Scenario
 from ..seeding import stream
 
@@ -23,13 +24,37 @@ class ClientData:
     encoder: PromptEncoder
 
 
+def runtime(sc: Scenario) -> dict:
+    """Apply ``sc.runtime`` to torch: its intra-op threads; returns what the run uses (for ``summary.json``).
+
+    ``device``: the one resolved from ``runtime.device`` (``auto``: cuda when torch sees a GPU).
+    A device torch cannot use is a scenario error.
+    """
+    import torch
+
+    rt = sc.runtime
+    if rt.device == "cuda" and not torch.cuda.is_available():
+        raise ScenarioError([f"runtime.device: expected 'cpu' or 'auto' here: torch sees no GPU "
+                             f"(torch {torch.__version__}, CUDA {torch.version.cuda or 'not built in'}) (got 'cuda')"])
+    device = "cuda" if rt.device == "cuda" or (rt.device == "auto" and torch.cuda.is_available()) else "cpu"
+    # Fixed, not cores / workers: the threads split a matmul's sums, so they change results in the last bits.
+    torch.set_num_threads(rt.threads)
+    return {"device": device, "base_dtype": rt.base_dtype, "threads": rt.threads}
+
+
 def load_model(sc: Scenario):
-    """The scenario's causal LM and tokenizer, and its number of blocks (no progress bars)."""
+    """The scenario's causal LM and tokenizer, and its number of blocks (no progress bars).
+
+    The model is on ``runtime.device`` with its weights in ``runtime.base_dtype``; torch's threads are
+    set (:func:`runtime`). Returns ``model, tokenizer, n_layers, runtime``.
+    """
+    import torch
     from transformers.utils import logging as hf_logging
 
+    info = runtime(sc)
     hf_logging.disable_progress_bar()  # cosim draws its own progress bar
-    model, tokenizer = load_causal_lm(sc.model.name)
-    return model, tokenizer, num_layers(model)
+    model, tokenizer = load_causal_lm(sc.model.name, dtype=getattr(torch, sc.runtime.base_dtype))
+    return model.to(info["device"]), tokenizer, num_layers(model), info
 
 
 def client_data(sc: Scenario, tokenizer) -> ClientData:
@@ -53,3 +78,19 @@ def lora_settings(sc: Scenario, rank: int | None = None) -> LoraSettings:
     if sc.lora.target_modules is not None:
         kwargs["target_modules"] = tuple(sc.lora.target_modules)
     return LoraSettings(**kwargs)
+
+
+def cuda_rng_state() -> dict:
+    """``{"cuda_rng": [...]}``, the GPUs' generators (LoRA dropout on ``runtime.device: cuda``), when torch
+    has started CUDA; else ``{}`` (a checkpoint's part)."""
+    import torch
+
+    return {"cuda_rng": torch.cuda.get_rng_state_all()} if torch.cuda.is_initialized() else {}
+
+
+def set_cuda_rng_state(state: dict) -> None:
+    """Put back what :func:`cuda_rng_state` saved in ``state``, if anything."""
+    import torch
+
+    if "cuda_rng" in state:
+        torch.cuda.set_rng_state_all(state["cuda_rng"])

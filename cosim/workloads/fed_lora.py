@@ -40,7 +40,7 @@ from ..errors import NonFinite
 from ..scenario import Scenario
 from ..seeding import stream_int
 from ..workload import Evaluation, Step, StepCost, Upload, done
-from .common import client_data, load_model, lora_settings
+from .common import client_data, cuda_rng_state, load_model, lora_settings, set_cuda_rng_state
 from .versions import AdapterVersions
 
 if TYPE_CHECKING:
@@ -87,6 +87,7 @@ class FedLoRAWorkload:
         self._uploads: dict[int, tuple[dict, object]] = {}
         self._round = 0
         self._step_flops: float | None = None
+        self.runtime: dict | None = None  # device, base dtype and threads, when built from a scenario
 
     @classmethod
     def from_scenario(cls, sc: Scenario, *, rank: int | None = None) -> "FedLoRAWorkload":
@@ -94,15 +95,17 @@ class FedLoRAWorkload:
         import torch
 
         torch.manual_seed(stream_int(sc.seed, "torch"))
-        model, tokenizer, n_layers = load_model(sc)
+        model, tokenizer, n_layers, runtime = load_model(sc)
         data = client_data(sc, tokenizer)
         trainer = SplitLoRATrainer(model, cut_layer=internal_cut(n_layers), lora=lora_settings(sc, rank),
                                    n_clients=sc.clients.count, lr=sc.training.lr,
                                    weight_decay=sc.training.weight_decay, seed=stream_int(sc.seed, "lora"))
         st = sc.strategy
-        return cls(trainer=trainer, data=data, strategy=st.name, ortho_weight=st.ortho_weight,
-                   aggregation=st.aggregation, missing=st.missing, seed=sc.seed,
-                   eval_batch_size=sc.training.eval_batch_size)
+        workload = cls(trainer=trainer, data=data, strategy=st.name, ortho_weight=st.ortho_weight,
+                       aggregation=st.aggregation, missing=st.missing, seed=sc.seed,
+                       eval_batch_size=sc.training.eval_batch_size)
+        workload.runtime = runtime
+        return workload
 
     # -- the FedWorkload contract --------------------------------------------------------------
 
@@ -232,7 +235,7 @@ class FedLoRAWorkload:
         import torch
 
         return {"trainer": trainer_state(self.trainer), "samplers": [s.state_dict() for s in self.data.samplers],
-                "torch_rng": torch.get_rng_state(), "global": self.versions.global_state, "round": self._round}
+                "torch_rng": torch.get_rng_state(), **cuda_rng_state(), "global": self.versions.global_state, "round": self._round}
 
     def load_state_dict(self, state: dict) -> None:
         import torch
@@ -241,6 +244,7 @@ class FedLoRAWorkload:
         for sampler, s in zip(self.data.samplers, state["samplers"]):
             sampler.load_state_dict(s)
         torch.set_rng_state(state["torch_rng"])
+        set_cuda_rng_state(state)
         self.versions.global_state = dict(state["global"])
         self._round = int(state["round"])
 
@@ -302,7 +306,7 @@ def measure_ranks(sc: Scenario, ranks) -> dict[int, tuple[float, int]]:
     out = {}
     data = None
     for rank in sorted(set(int(r) for r in ranks)):
-        model, tokenizer, n_layers = load_model(sc)
+        model, tokenizer, n_layers, _ = load_model(sc)
         if data is None:
             data = client_data(sc, tokenizer)
             b = min(sc.training.batch_size, len(data.task.train_texts))

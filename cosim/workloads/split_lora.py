@@ -18,7 +18,7 @@ from ..errors import NonFinite, ScenarioError
 from ..scenario import Scenario
 from ..seeding import stream_int
 from ..workload import Evaluation, Step, StepCost, done
-from .common import client_data, load_model, lora_settings
+from .common import client_data, cuda_rng_state, load_model, lora_settings, set_cuda_rng_state
 from .versions import AdapterVersions
 
 
@@ -53,6 +53,7 @@ class SplitLoRAWorkload:
         self._messages: dict[int, object] = {}
         self._replies: dict[int, object] = {}
         self.versions = AdapterVersions(self.n_clients, self._state, self._set_state)
+        self.runtime: dict | None = None  # device, base dtype and threads, when built from a scenario
 
     @classmethod
     def from_scenario(cls, sc: Scenario) -> "SplitLoRAWorkload":
@@ -60,7 +61,7 @@ class SplitLoRAWorkload:
         import torch
 
         torch.manual_seed(stream_int(sc.seed, "torch"))
-        model, tokenizer, n_layers = load_model(sc)
+        model, tokenizer, n_layers, runtime = load_model(sc)
         if not 0 < sc.split.cut_layer < n_layers:
             raise ScenarioError([f"split.cut_layer: expected 0 < cut_layer < {n_layers} "
                                  f"(the blocks of {sc.model.name}) (got {sc.split.cut_layer})"])
@@ -69,8 +70,10 @@ class SplitLoRAWorkload:
                                    n_clients=sc.clients.count, lr=sc.training.lr,
                                    weight_decay=sc.training.weight_decay, seed=stream_int(sc.seed, "lora"),
                                    server_adapters=server_adapters(sc), cut_dtype=sc.split.activation_dtype)
-        return cls(trainer=trainer, encoder=data.encoder, task=data.task, client_indices=data.client_indices,
-                   samplers=data.samplers, eval_batch_size=sc.training.eval_batch_size, rank=sc.lora.rank)
+        workload = cls(trainer=trainer, encoder=data.encoder, task=data.task, client_indices=data.client_indices,
+                       samplers=data.samplers, eval_batch_size=sc.training.eval_batch_size, rank=sc.lora.rank)
+        workload.runtime = runtime
+        return workload
 
     # -- the SplitWorkload contract ------------------------------------------------------------
 
@@ -188,7 +191,7 @@ class SplitLoRAWorkload:
         import torch
 
         return {"trainer": trainer_state(self.trainer), "rank": self.rank,
-                "samplers": [s.state_dict() for s in self.samplers], "torch_rng": torch.get_rng_state(),
+                "samplers": [s.state_dict() for s in self.samplers], "torch_rng": torch.get_rng_state(), **cuda_rng_state(),
                 "global": self.versions.global_state}
 
     def load_state_dict(self, state: dict) -> None:
@@ -198,6 +201,7 @@ class SplitLoRAWorkload:
         for sampler, s in zip(self.samplers, state["samplers"]):
             sampler.load_state_dict(s)
         torch.set_rng_state(state["torch_rng"])
+        set_cuda_rng_state(state)
         self.versions.global_state = dict(state["global"])
 
     # -- internals ---------------------------------------------------------------------------------

@@ -105,7 +105,7 @@ def test_kill_9_at_random_points_and_start_again(tmp_path, option):
     run_cli(tmp_path / "whole", overrides)
     out, rng = tmp_path / "killed", random.Random(len(option))
     for _ in range(3):  # killed three times at a random point after a new checkpoint
-        run_cli(out, overrides, kill_after_checkpoint_s=rng.uniform(0.0, 1.0))
+        run_cli(out, overrides, kill_after_checkpoint_s=rng.uniform(0.0, 0.4))
     if not (out / "summary.json").exists():
         run_cli(out, overrides)
     summary = (out / "summary.json").read_text()

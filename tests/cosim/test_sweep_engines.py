@@ -106,18 +106,17 @@ def threads_run(scenario, out):
     return summary
 
 
-@pytest.mark.parametrize("engine", ["local", "dask", "slurm"])
+@pytest.mark.parametrize("engine", ["dask", "slurm"])
 def test_parallel_runs_do_not_fight_over_cores(quick_runs, tmp_path, monkeypatch, engine):
-    from cosim.sweep.local import usable_cores
-
+    # The local engine leaves torch's threads to each run's runtime.threads (tests/cosim/test_threads.py).
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
     res = run_sweep(quick_runs[:2], tmp_path / "out", engine=engine, workers=2, run=threads_run, progress=False,
                     slurm=SlurmSettings(cluster="local", cpus_per_task=1))
     assert res.done == 2
     threads = pd.read_parquet(tmp_path / "out" / "sweep.parquet").total_time_s
-    # local: the usable cores shared out between the 2 workers; dask: its nanny's 1; slurm: cpus_per_task
-    assert list(threads) == [max(1, usable_cores() // 2) if engine == "local" else 1] * 2
+    # dask: its nanny's 1; slurm: cpus_per_task
+    assert list(threads) == [1] * 2
 
 
 def test_dask_reaches_a_running_scheduler_and_leaves_it_running(quick_runs, tmp_path):

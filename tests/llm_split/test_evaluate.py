@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from llm_split.evaluate import EvalResult, evaluate_label_token
-from llm_split.lora import LoraSettings, activate
+from llm_split.lora import LoraSettings
 from llm_split.models import tiny_causal_lm
 from llm_split.trainer import SplitLoRATrainer
 
@@ -63,13 +63,11 @@ def test_trainer_evaluate_matches_the_unsplit_model():
                                         for n, t in tr.client_adapter_state(k).items()})
         tr.set_server_adapter_state(k, {n: torch.randn(t.shape, generator=g_k)
                                         for n, t in tr.server_adapter_state(k).items()})
-    activate(tr.client_part, "client1")
-    activate(tr.server_part, "client1")
+    tr.use(1)
     result = tr.evaluate(batches, classes)
     assert tr.model.training  # train mode restored
 
-    activate(tr.client_part, "client0")
-    activate(tr.server_part, "client0")
+    tr.use(0)
     model.eval()
     with torch.no_grad():
         out = model(ids, attention_mask=mask, labels=labels)  # one labelled token per row

@@ -45,7 +45,10 @@ def test_attention_is_counted_and_grows_as_t_squared():
     short, long = tr.step_flops(batch(seq_len=16)), tr.step_flops(batch(seq_len=32))
     # Linear terms double with T; attention (a T^2 term) quadruples: f(2T) - 2 f(T) = 2 attention(T).
     attention_short = 2 * 16**2 * 64 * 4 * (3 * 1 + 3 * 3.5 + 3 * 2.5)  # B T^2 d 4 (fwd + fwd/bwd + bwd)
-    assert long.total - 2 * short.total == pytest.approx(2 * attention_short, rel=1e-9)
+    # The LM head runs where a label is taken: 2T - 6 positions (row 0 has 5 padded tokens, and the
+    # last position predicts nothing), 4 H V FLOPs each (forward and input gradient); not linear in T.
+    head = 4 * 64 * VOCAB * ((2 * 32 - 6) - 2 * (2 * 16 - 6))
+    assert long.total - 2 * short.total == pytest.approx(2 * attention_short + head, rel=1e-9)
 
     model = tiny_causal_lm("llama", vocab_size=VOCAB, n_layers=6)
     with FlopCounter() as counter:
@@ -93,3 +96,16 @@ def test_dry_run_while_a_step_is_in_flight_keeps_that_step_intact():
     ref.client_backward(0, ref.server_step(0, msg))
     c, r = a.client_adapter_state(0), ref.client_adapter_state(0)
     assert all(torch.equal(c[n], r[n]) for n in c)
+
+
+def test_the_head_is_counted_only_where_labels_are_set():
+    """Against the full-vocabulary head on every position: 4 H V FLOPs fewer per position without a label."""
+    b = batch()
+    tr = trainer("llama")
+    measured = tr.step_flops(b).server_forward_backward
+    hidden = tr.client_part(b["input_ids"], attention_mask=b["attention_mask"]).detach().requires_grad_(True)
+    with FlopCounter() as counter:
+        tr.server_part(hidden, attention_mask=b["attention_mask"], labels=b["labels"]).loss.backward()
+    labelled = int((b["labels"][:, 1:] != -100).sum())  # 11 + 15 of 2 x 16 positions
+    assert labelled == 26
+    assert counter.total - measured == 4 * 64 * VOCAB * (2 * 16 - labelled)

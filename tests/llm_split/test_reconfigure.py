@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 import torch
 
-from llm_split.lora import LoraSettings, adapter_parameters
+from llm_split.lora import LoraSettings
 from llm_split.models import tiny_causal_lm
 from llm_split.reconfigure import reconfigure
 from llm_split.trainer import SplitLoRATrainer
@@ -60,8 +60,9 @@ def per_block(tr, client=0):
 def moments(tr, client=0):
     """exp_avg of every adapter weight, keyed as in :func:`per_block`."""
     out = {}
-    for part, opt in ((tr.client_part, tr._client_optimizers[client]), (tr.server_part, tr._server_optimizers[client])):
-        for key, p in adapter_parameters(part, tr.names[client]).items():
+    for part, opt, params in ((tr.client_part, tr.client_optimizer(client), tr.client_parameters(client)),
+                              (tr.server_part, tr.server_optimizer(client), tr.server_parameters(client))):
+        for key, p in params.items():
             head, i, rest = key.split(".", 2)
             out[f"{head}.{int(i) + part.first_layer}.{rest}"] = opt.state[p]["exp_avg"].clone()
     return out
@@ -121,7 +122,8 @@ def test_a_smaller_rank_is_the_best_low_rank_approximation(trained):
             # Balanced factors: ||B_j|| = ||A_j|| per component.
             torch.testing.assert_close(now[b_key].norm(dim=0), now[key].norm(dim=1), rtol=1e-4, atol=1e-6)
     # Moments of resized tensors start again.
-    assert all(not s for opt in new._client_optimizers + new._server_optimizers for s in opt.state.values())
+    optimizers = [*new.client_bank.optimizers, *new.server_bank.optimizers]
+    assert all(not s for opt in optimizers for s in opt.state.values())
 
 
 def test_growing_then_shrinking_back_is_exact(trained):

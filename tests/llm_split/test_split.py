@@ -103,3 +103,24 @@ def test_unsupported_model_is_refused_by_class_name():
                                   ffn_dim=32, num_attention_heads=2, word_embed_proj_dim=16)
     with pytest.raises(CosimError, match="OPTForCausalLM"):
         split_causal_lm(AutoModelForCausalLM.from_config(config), 1)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2", "gpt_neox"])
+@pytest.mark.parametrize("labelled", ["last", "all"])
+def test_label_loss_is_the_loss_with_the_head_only_where_labels_are_set(arch, labelled):
+    model = tiny_causal_lm(arch, vocab_size=VOCAB).train()
+    input_ids, mask, labels = left_padded_batch()
+    if labelled == "last":  # classification: one label token per row, at T-1
+        labels = torch.full_like(labels, -100)
+        labels[:, -1] = input_ids[:, -1]
+    client, server = split_causal_lm(model, 2)
+    hidden = client(input_ids, attention_mask=mask).detach()
+    full, ours = hidden.clone().requires_grad_(True), hidden.clone().requires_grad_(True)
+    ref = server(full, attention_mask=mask, labels=labels).loss
+    ref.backward()
+    loss = server.label_loss(ours, mask, labels)
+    loss.backward()
+    torch.testing.assert_close(loss, ref, rtol=0, atol=1e-6)
+    torch.testing.assert_close(ours.grad, full.grad, rtol=0, atol=1e-6)
+    if labelled == "last":  # positions that predict no label get no gradient from the head
+        assert torch.count_nonzero(full.grad[:, -1]) == 0
