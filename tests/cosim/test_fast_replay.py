@@ -42,7 +42,7 @@ def test_fast_rounds_equal_the_event_by_event_run(overrides):
     a = ev_fast.sort_values(KEY, kind="stable").reset_index(drop=True)
     b = ev_slow.sort_values(KEY, kind="stable").reset_index(drop=True)
     assert len(a) == len(b) and (a.kind.values == b.kind.values).all()
-    if "server_queue" in overrides[-1:] or "compute.server_flops_per_s=2e12" in overrides:
+    if "compute.server_flops_per_s=2e12" in overrides:  # the busy server: the queue must be right too
         assert (a.kind == "server_queue").sum() > 10
     for col in a.columns:
         if a[col].dtype.kind == "f":
