@@ -25,6 +25,7 @@ import numpy as np
 from channel.timeline import LinkTimeline
 
 from .scenario import Scenario
+from .trace import STRING_FIELDS, Codes
 
 NAN = float("nan")
 BITS_PER_BYTE = 8
@@ -98,11 +99,23 @@ class FastReplay:
         nbytes = agg.run().nbytes
         bcast = [tl.duration_s(BITS_PER_BYTE * nbytes, sent) for tl in down]
         rows.append(_transfers(r, ks, "broadcast", [sent] * len(ks), bcast, nbytes, down, sim, down=True))
-        cols = {c: np.concatenate([block[c] for block in rows]) for c in rows[0]}
+        cols = _concat(rows)
         order = np.argsort(cols["t_end_s"], kind="stable")  # in the order the events end, as the clock writes them
         sim.rec.add_events({c: v[order] for c, v in cols.items()})
         yield sim.env.timeout(max(sent + d for d in bcast) - t0)
         return done, nbytes
+
+
+def _concat(blocks: list[dict]) -> dict:
+    """Blocks of columns (arrays or scalars) as one block of arrays; strings as :class:`Codes`."""
+    lens = [len(block["client"]) for block in blocks]
+    cols = {}
+    for c in blocks[0]:
+        if c in STRING_FIELDS:
+            cols[c] = Codes.concat([Codes.of(block[c], m) for block, m in zip(blocks, lens)])
+        else:
+            cols[c] = np.concatenate([np.broadcast_to(block[c], (m,)) for block, m in zip(blocks, lens)])
+    return cols
 
 
 def _durations(tl: LinkTimeline, bits: float):
@@ -198,20 +211,17 @@ def _serve(t0, n_iter, srv_s, fwd_s, bwd_s, up, down) -> _Steps:
 
 
 def _rows(r, iteration, client, kind, start, duration, flops, energy, energy_of) -> dict:
-    """Rows of compute (or waiting) events as columns; scalars are repeated."""
+    """Rows of compute (or waiting) events as columns; a scalar stands for the same value in every row."""
     client = np.asarray(client, dtype=np.int64)
     m = client.size
     start = np.asarray(start, dtype=float)
     duration = np.broadcast_to(np.asarray(duration, dtype=float), (m,))
-    return {"round": np.full(m, r, dtype=np.int64),
-            "iteration": np.broadcast_to(np.asarray(iteration, dtype=np.int64), (m,)),
-            "client": client, "kind": np.full(m, kind, dtype=object), "t_start_s": start,
-            "t_end_s": start + duration, "duration_s": duration, "flops": np.full(m, float(flops)),
-            "bytes": np.zeros(m, dtype=np.int64), "rate_bps": np.full(m, NAN), "snr_db": np.full(m, NAN),
-            "n_subchannels": np.zeros(m, dtype=np.int64), "power_w": np.full(m, NAN), "loss": np.full(m, NAN),
-            "cut": np.zeros(m, dtype=bool), "energy_j": np.broadcast_to(np.asarray(energy, dtype=float), (m,)),
-            "energy_of": np.full(m, energy_of, dtype=object), "retransmissions": np.zeros(m, dtype=np.int64),
-            "distance_m": np.full(m, NAN)}
+    return {"round": r, "iteration": np.broadcast_to(np.asarray(iteration, dtype=np.int64), (m,)),
+            "client": client, "kind": kind, "t_start_s": start, "t_end_s": start + duration,
+            "duration_s": duration, "flops": float(flops), "bytes": 0, "rate_bps": NAN, "snr_db": NAN,
+            "n_subchannels": 0, "power_w": NAN, "loss": NAN, "cut": False,
+            "energy_j": np.broadcast_to(np.asarray(energy, dtype=float), (m,)), "energy_of": energy_of,
+            "retransmissions": 0, "distance_m": NAN}
 
 
 def _transfers(r, ks, kind, start, duration, nbytes, timelines, sim, *, down: bool, n_iter: int = 0) -> dict:

@@ -40,8 +40,9 @@ import solver  # noqa: E402
 from cosim.allocation import SolverAllocator  # noqa: E402
 from cosim.profile import profile_convergence, read_profile  # noqa: E402
 from cosim.radio import build_radio  # noqa: E402
-from cosim.run import build_workload, run_scenario  # noqa: E402
+from cosim.run import run_scenario  # noqa: E402
 from cosim.scenario import load_scenario  # noqa: E402
+from cosim.workloads.replay import ReplayWorkload  # noqa: E402
 
 PROFILE = HERE / "smollm2_profile.json"
 SCENARIO = ROOT / "scenarios" / "quickstart.yaml"
@@ -136,7 +137,7 @@ def first_decision(sc) -> tuple[int, int]:
     """The cut and rank the policy chooses at the first round, exactly as the run's allocator will."""
     if sc.allocation.policy == "equal":  # no allocator in the run: the scenario's cut and rank
         return sc.split.cut_layer, sc.lora.rank
-    _, _, cut, rank = SolverAllocator.for_workload(sc, build_workload(sc))(0, 0.0, build_radio(sc))
+    _, _, cut, rank = SolverAllocator.for_workload(sc, ReplayWorkload.from_scenario(sc))(0, 0.0, build_radio(sc))
     return cut, rank
 
 
