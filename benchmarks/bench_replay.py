@@ -88,13 +88,35 @@ def main() -> None:
 
     sc = scenario(k, args.rounds, *static)
     with tempfile.TemporaryDirectory() as tmp:
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         summary = run_scenario(sc, Path(tmp) / "run")
-        wall = time.perf_counter() - t
+        wall, cpu = time.perf_counter() - t, time.process_time() - cpu
         size = sum(f.stat().st_size for f in (Path(tmp) / "run").iterdir())
-    print(f"cosim run, {k} clients x {args.rounds} rounds x 6 iterations, static radio: {summary['n_events']:,} rows, "
-          f"{summary['total_time_s']:.0f} simulated s, {wall:.2f} s wall with the trace written "
-          f"({size / 1e6:.1f} MB)")
+    print(f"run_scenario, {k} clients x {args.rounds} rounds x 6 iterations, static radio: {summary['n_events']:,} "
+          f"rows, {summary['total_time_s']:.0f} simulated s, {wall:.2f} s wall ({cpu:.2f} s CPU) with the trace "
+          f"written ({size / 1e6:.1f} MB)")
+    wall, cpu = cli_run(k, args.rounds)
+    print(f"`cosim run` from the shell, same scenario (imports included): {wall:.2f} s wall ({cpu:.2f} s CPU)")
+
+
+def cli_run(clients: int, rounds: int) -> tuple[float, float]:
+    """Wall and CPU seconds of ``python -m cosim run`` on the scenario, in a child process."""
+    import resource
+    import subprocess
+    import sys
+
+    from cosim.scenario import dump_scenario
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "replay.yaml"
+        path.write_text(dump_scenario(scenario(clients, rounds, "channel.speed_mps=0")))
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "cosim", "run", str(path), "--out", str(Path(tmp) / "run"), "--quiet"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wall = time.perf_counter() - t
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 if __name__ == "__main__":

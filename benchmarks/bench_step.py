@@ -28,15 +28,24 @@ def full_head_loss(server_part):
     return lambda hidden, mask, labels: server_part(hidden, attention_mask=mask, labels=labels).loss
 
 
+def _sync() -> None:
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def time_steps(trainer, batches, mode: str) -> float:
     """Seconds per split step over ``batches`` (one client per batch), LM head ``mode``."""
     part = trainer.server_part
     if mode == "before":
         part.label_loss = full_head_loss(part)  # instance attribute: shadows the method
     try:
+        _sync()
         t0 = time.perf_counter()
         for k, batch in enumerate(batches):
             trainer.client_backward(k, trainer.server_step(k, trainer.client_forward(k, batch)))
+        _sync()  # on a GPU the last kernels may still be running
         return (time.perf_counter() - t0) / len(batches)
     finally:
         part.__dict__.pop("label_loss", None)
@@ -63,11 +72,13 @@ def gradient_difference(trainer, batch) -> float:
 def step_flops(trainer, batch, mode: str) -> float:
     from llm_split.flops import FlopCounter
 
-    hidden = trainer.client_part(batch["input_ids"], attention_mask=batch["attention_mask"]).detach()
+    device = next(trainer.model.parameters()).device
+    ids, mask, labels = (batch[k].to(device) for k in ("input_ids", "attention_mask", "labels"))
+    hidden = trainer.client_part(ids, attention_mask=mask).detach()
     hidden.requires_grad_(True)
     loss = full_head_loss(trainer.server_part) if mode == "before" else trainer.server_part.label_loss
     with FlopCounter() as counter:
-        loss(hidden, batch["attention_mask"], batch["labels"]).backward()
+        loss(hidden, mask, labels).backward()
     trainer.model.zero_grad(set_to_none=True)  # leave no gradient for a later optimizer step
     return counter.total
 
@@ -96,7 +107,9 @@ def main() -> None:
     b, t = batches[0]["input_ids"].shape
     labelled = int((batches[0]["labels"][:, 1:] != -100).sum())
     print(f"{sc.model.name}: cut {sc.split.cut_layer}, rank {sc.lora.rank}, batch {b} x {t} tokens, "
-          f"{labelled} labelled positions of {b * t}; torch threads {torch.get_num_threads()}, "
+          f"{labelled} labelled positions of {b * t}; runtime.device {sc.runtime.device}"
+          f"{' (' + torch.cuda.get_device_name() + ')' if torch.cuda.is_available() else ''}, base_dtype "
+          f"{sc.runtime.base_dtype}; torch threads {torch.get_num_threads()}, "
           f"load average {os.getloadavg()[0]:.2f}", flush=True)
 
     # The same steps from the same weights, both ways: the losses.

@@ -49,12 +49,22 @@ class StepFlops:
         return self.client_forward + self.server_forward_backward + self.client_backward
 
 
+def _grouped(query, key, value) -> tuple:
+    """Shapes (B, H, T, D) of query, key and value, the key's and value's heads repeated to the query's:
+    grouped-query attention (SmolLM2: 9 query heads, 3 key/value heads) costs what the repeated heads cost,
+    and torch's formulas refuse the grouped heads a CUDA kernel is given (``enable_gqa``)."""
+    q, k, v = (tuple(x.shape) if isinstance(x, torch.Tensor) else tuple(x) for x in (query, key, value))
+    if len(q) == 4 and len(k) == 4 and k[1] != q[1] and k[1] and q[1] % k[1] == 0:
+        k, v = (k[0], q[1], *k[2:]), (v[0], q[1], *v[2:])
+    return tuple(torch.Size(x) for x in (q, k, v))
+
+
 def _cpu_sdpa_flop(query, key, value, *args, out_shape=None, **kwargs) -> int:
-    return sdpa_flop_count(query, key, value)
+    return sdpa_flop_count(*_grouped(query, key, value))
 
 
 def _cpu_sdpa_backward_flop(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:
-    return sdpa_backward_flop_count(grad_out, query, key, value)
+    return sdpa_backward_flop_count(grad_out, *_grouped(query, key, value))
 
 
 # The fused CPU attention kernels (what SDPA runs on CPU), counted like the CUDA ones.
@@ -67,8 +77,27 @@ EXTRA_FLOP_FORMULAS = {
     if op not in flop_registry  # a later torch may count them itself
 }
 
+def _forward_gqa(formula):
+    return lambda query, key, value, *args, **kwargs: formula(*_grouped(query, key, value), *args, **kwargs)
+
+
+def _backward_gqa(formula):
+    return lambda grad, query, key, value, *args, **kwargs: formula(grad, *_grouped(query, key, value), *args,
+                                                                     **kwargs)
+
+
 # op -> formula(*args, out_val=..., **kwargs) -> FLOPs, on tensors (shapes are read inside)
 _FORMULAS = {**flop_registry, **{op: shape_wrapper(f) for op, f in EXTRA_FLOP_FORMULAS.items()}}
+# The scaled-dot-product kernels take (B, H, T, D) tensors, query, key and value first (after the output's
+# gradient in a backward); their formulas are given the grouped heads repeated (_grouped).
+for _op, _wrap in {_aten._scaled_dot_product_efficient_attention: _forward_gqa,
+                   _aten._scaled_dot_product_flash_attention: _forward_gqa,
+                   _aten._scaled_dot_product_cudnn_attention: _forward_gqa,
+                   _aten._scaled_dot_product_efficient_attention_backward: _backward_gqa,
+                   _aten._scaled_dot_product_flash_attention_backward: _backward_gqa,
+                   _aten._scaled_dot_product_cudnn_attention_backward: _backward_gqa}.items():
+    if _op in _FORMULAS:
+        _FORMULAS[_op] = _wrap(_FORMULAS[_op])
 ATTENTION_OPS = frozenset(op for op in _FORMULAS if "attention" in str(op))
 
 

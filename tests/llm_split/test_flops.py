@@ -109,3 +109,27 @@ def test_the_head_is_counted_only_where_labels_are_set():
     labelled = int((b["labels"][:, 1:] != -100).sum())  # 11 + 15 of 2 x 16 positions
     assert labelled == 26
     assert counter.total - measured == 4 * 64 * VOCAB * (2 * 16 - labelled)
+
+
+def test_grouped_query_attention_counts_what_the_repeated_heads_cost():
+    """SmolLM2 has 9 query heads and 3 key/value heads. With ``enable_gqa`` the attention kernels get the
+    grouped heads, which torch's formulas refuse (an AssertionError seen on torch 2.11 with transformers
+    5.17, CPU and CUDA alike); counted as the repeated heads they cost the same as repeating them first."""
+    import torch.nn.functional as F
+
+    from llm_split.flops import _FORMULAS
+
+    torch.manual_seed(0)
+    q = torch.randn(2, 9, 16, 8, requires_grad=True)
+    k, v = torch.randn(2, 3, 16, 8, requires_grad=True), torch.randn(2, 3, 16, 8, requires_grad=True)
+    with FlopCounter() as grouped:
+        F.scaled_dot_product_attention(q, k, v, enable_gqa=True).sum().backward()
+    kr, vr = (t.detach().repeat_interleave(3, dim=1).requires_grad_(True) for t in (k, v))
+    with FlopCounter() as repeated:
+        F.scaled_dot_product_attention(q, kr, vr).sum().backward()
+    assert grouped.total == repeated.total == 2 * 9 * 16 * 16 * 8 * 2 * 2 * (1 + 2.5)  # fwd 2 matmuls, bwd 5
+    # The CUDA kernels' formulas (run here on shapes only): grouped heads cost the repeated heads.
+    out = torch.zeros(2, 9, 16, 8)
+    for name in ("_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention"):
+        formula = _FORMULAS[getattr(torch.ops.aten, name)]
+        assert formula(q, k, v, None, False, out_val=(out,)) == formula(q, kr, vr, None, False, out_val=(out,))
