@@ -241,7 +241,11 @@ def _cmd_optimize(args) -> int:
     _check_out_file(args.out)
     sc = _load(args)
     if args.profile is not None:
-        profile = read_profile(args.profile)
+        try:
+            profile = read_profile(args.profile)
+        except CosimError as exc:
+            lines = getattr(exc, "problems", None) or [str(exc)]
+            raise ScenarioError([f"--profile: {line}" for line in lines]) from None
         problems, warned = profile_problems(sc, profile, f"--profile: {args.profile}", uses_pilot="decides")
         if problems:
             raise CosimError("\n".join(problems))
@@ -272,6 +276,15 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def error_lines(exc: CosimError) -> list[str]:
+    """One line per problem of a user error; characters that would break a line (a control character in a
+    key or a file name) are written as escapes, so every line still starts with ``cosim: error:``."""
+    lines = exc.problems if isinstance(exc, ScenarioError) else str(exc).split("\n")
+    lines = ["".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in line)
+             for line in lines]
+    return lines or [exc.__class__.__name__]
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Project warnings as one line each (``cosim: warning: ...``); others as Python shows them."""
     from .scenario.validate import ScenarioWarning
@@ -297,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cosim: run stopped: {exc}", file=sys.stderr)
         return exc.exit_status
     except CosimError as exc:
-        for line in str(exc).splitlines() or [exc.__class__.__name__]:
+        for line in error_lines(exc):
             print(f"cosim: error: {line}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:

@@ -14,6 +14,9 @@ from .fields import parse_section, to_plain
 from .schema import Scenario
 from .validate import ScenarioWarning, file_problems
 
+#: The message for an empty scenario file: ``{}`` is the scenario of every default, an empty file is refused.
+EMPTY = "empty scenario (expected a mapping of sections; write {} for a scenario of every default)"
+
 
 def parse_override(text: str) -> tuple[str, Any]:
     """Split ``dotted.key=value``; the value is read as YAML (``3``, ``1e-3``, ``[1, 2]``, ``null``)."""
@@ -53,7 +56,7 @@ def scenario_from_dict(raw: Any, *, source: str = "<scenario>") -> Scenario:
     (:mod:`cosim.scenario.validate`). Warnings are issued as :class:`ScenarioWarning`.
     """
     if raw is None:
-        raw = {}
+        raise ScenarioError([f"{source}: {EMPTY}"])
     if not isinstance(raw, dict):
         raise ScenarioError([f"{source}: expected a mapping of sections (got {type(raw).__name__})"])
     problems: list[str] = []
@@ -87,11 +90,23 @@ def read_yaml(path: str | Path) -> Any:
         raise ScenarioError([f"{path}:{where}: invalid YAML: {problem}"]) from None
 
 
+def read_scenario_file(path: str | Path) -> dict:
+    """The mapping of a scenario file; an empty file (or only comments, or ``null``) is refused.
+
+    ``{}`` is the scenario of every default; an empty file is more likely a mistake (a file
+    not yet written, a wrong path in a generated sweep) than a request for the defaults.
+    """
+    raw = read_yaml(path)
+    if raw is None:
+        raise ScenarioError([f"{path}: {EMPTY}"])
+    if not isinstance(raw, dict):
+        raise ScenarioError([f"{path}: expected a mapping of sections (got {type(raw).__name__})"])
+    return raw
+
+
 def load_scenario(path: str | Path, *, overrides: Iterable[str] = (), seed: int | None = None) -> Scenario:
     """Load and check ``path`` with ``--set`` overrides (``dotted.key=value``) and an optional seed."""
-    raw = read_yaml(path)
-    if raw is not None and not isinstance(raw, dict):
-        raise ScenarioError([f"{path}: expected a mapping of sections (got {type(raw).__name__})"])
+    raw = read_scenario_file(path)
     problems = []
     pairs = []
     for text in overrides:
@@ -101,7 +116,7 @@ def load_scenario(path: str | Path, *, overrides: Iterable[str] = (), seed: int 
             problems.extend(exc.problems)
     if seed is not None:
         pairs.append(("seed", seed))
-    raw, more = apply_overrides(raw or {}, pairs)
+    raw, more = apply_overrides(raw, pairs)
     problems.extend(more)
     if problems:
         raise ScenarioError(problems)
