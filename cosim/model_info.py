@@ -151,7 +151,7 @@ def wheel_gguf(alias: str) -> Path:
 def _from_config(name: str, path: Path) -> ModelShape:
     try:
         config = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise CosimError(f"model {name!r}: cannot read {path} ({type(exc).__name__})") from None
     config = {**config.get("text_config", {}), **config}   # multimodal configs nest the LM's
 

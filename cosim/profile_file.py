@@ -219,7 +219,9 @@ def read_profile(path: str | Path) -> dict:
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError([f"{path}: cannot read ({type(exc).__name__})"]) from None
     except ValueError as exc:            # json.JSONDecodeError, or a number too long to convert
-        raise ScenarioError([f"{path}: not JSON ({exc})"]) from None
+        raise ScenarioError([f"{path}: not JSON ({str(exc).split(';')[0]})"]) from None
+    except RecursionError:
+        raise ScenarioError([f"{path}: not JSON that can be read (nested too deeply)"]) from None
     problems = profile_file_problems(result)
     if problems:
         raise ScenarioError([f"{path}: {p}" for p in problems])

@@ -28,6 +28,8 @@ def parse_override(text: str) -> tuple[str, Any]:
         return key, yaml.safe_load(value) if value.strip() else ""
     except yaml.YAMLError as exc:
         raise ScenarioError([f"--set {text}: the value is not valid YAML ({exc.__class__.__name__})"]) from None
+    except (ValueError, RecursionError) as exc:
+        raise ScenarioError([f"--set {short_text(text)}: {_unreadable(exc)}"]) from None
 
 
 def apply_overrides(raw: dict, overrides: Iterable[tuple[str, Any]]) -> tuple[dict, list[str]]:
@@ -88,6 +90,20 @@ def read_yaml(path: str | Path) -> Any:
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "syntax error"
         raise ScenarioError([f"{path}:{where}: invalid YAML: {problem}"]) from None
+    except (ValueError, RecursionError) as exc:
+        raise ScenarioError([f"{path}: {_unreadable(exc)}"]) from None
+
+
+def _unreadable(exc: Exception) -> str:
+    """Why valid YAML text cannot be read: an integer beyond Python's 4300 digits, or nesting deeper than
+    the parser's recursion (both raised by the YAML library outside its own errors)."""
+    if isinstance(exc, RecursionError):
+        return "invalid YAML: nested too deeply to read"
+    return f"invalid YAML: {str(exc).split(';')[0]}"
+
+
+def short_text(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def read_scenario_file(path: str | Path) -> dict:

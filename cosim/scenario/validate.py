@@ -151,6 +151,8 @@ def file_problems(sc) -> tuple[list[str], list[str]]:
         profile = read_profile_once(path)
     except CosimError as exc:
         lines = getattr(exc, "problems", None) or [str(exc)]
+        resolved = str(Path(path).resolve())     # the file is read (and named) by its resolved path
+        lines = [f"{path}{t[len(resolved):]}" if t.startswith(resolved) else t for t in lines]
         return problems + [f"workload.profile: {t if t.startswith(str(path)) else f'{path}: {t}'}"
                            for t in lines], warnings
     uses_pilot = ("decides" if sc.allocation.policy in PILOT_POLICIES else

@@ -113,7 +113,10 @@ def scenario_texts(draw) -> str:
     if kind == "text":
         return draw(st.text(max_size=80) | st.sampled_from(["", "   \n", "# only a comment\n", "{}", "[]", "null",
                                                            "- a\n- b\n", "a: [\n", "!!python/object:os.system {}",
-                                                           "a: &x [*x]\n", "? [1, 2]\n: 3\n", "\t x: 1"]))
+                                                           "a: &x [*x]\n", "? [1, 2]\n: 3\n", "\t x: 1",
+                                                           # an integer beyond Python's 4300 digits, nesting
+                                                           # beyond the parser's recursion (both crashed once)
+                                                           "clients: {count: " + "9" * 5000 + "}", "name: " + "[" * 3000]))
     doc = draw(any_value) if kind == "any" else nest(draw(pairs), TINY_BASE)
     return yaml.safe_dump(doc, allow_unicode=draw(st.booleans()))
 
@@ -124,7 +127,8 @@ plausible_sets = plausible_pair().map(lambda kv: f"{kv[0]}={yaml.safe_dump(kv[1]
 set_texts = plausible_sets | plausible_sets | (st.tuples(st.sampled_from(sorted(LEAVES)) | st.sampled_from(SECTIONS) | st.text(max_size=10),
                        st.sampled_from(["=", "= ", "==", ":", ""]),
                        st.text(max_size=12) | st.sampled_from(["[1, 2]", "{a: 1}", "null", "1e-3", "[", "'", "!!binary x",
-                                                               "*x", "&a 1", "10000000000000000000000", "tiny-gpt2"]))
+                                                               "*x", "&a 1", "10000000000000000000000", "tiny-gpt2",
+                                                               "9" * 5000, "[" * 3000]))
              .map(lambda t: "".join(t)))
 
 
