@@ -55,16 +55,45 @@ def _run_target(args):
     return scenario_from_dict(raw, source=str(checkpoint.checkpoint_path(args.resume))), args.resume
 
 
+def _check_needs(sc, source) -> str:
+    """The run's estimated needs (one line); a scenario whose estimate exceeds this machine's available
+    memory is refused before anything runs or is written."""
+    from .needs import available_memory_bytes, describe, estimate_needs, memory_problem
+
+    needs = estimate_needs(sc)
+    problem = memory_problem(sc, needs, available_memory_bytes())
+    if problem is not None:
+        raise ScenarioError([f"{source}: {problem}"])
+    return describe(needs)
+
+
+def _check_sweep_needs(source, runs) -> None:
+    """Refuse a local sweep whose largest run cannot fit this machine's memory (each worker runs one at a time)."""
+    from .needs import available_memory_bytes, estimate_needs, memory_problem
+    from .sweep import describe
+
+    available = available_memory_bytes()
+    problems = []
+    for r in runs:
+        problem = memory_problem(r.scenario, estimate_needs(r.scenario), available)
+        if problem is not None:
+            problems.append(f"{source}: run {r.run_id} ({describe(r.params)}): {problem}")
+    if problems:
+        raise ScenarioError(problems)
+
+
 def _cmd_validate(args) -> int:
     from .scenario import dump_scenario
 
     from .model_info import model_shape
 
     sc = _load(args)
-    sys.stdout.write(dump_scenario(sc))
     shape = model_shape(sc.model.name)
+    needs = _check_needs(sc, args.scenario)
+    sys.stdout.write(dump_scenario(sc))
     print(f"# {sc.model.name}: {shape.family}, {shape.n_layers} blocks, hidden size {shape.hidden_size} "
           f"(from {shape.source})", file=sys.stderr)
+    print(f"# needs: {needs}", file=sys.stderr)
     print(f"# {args.scenario}: valid", file=sys.stderr)
     return 0
 
@@ -74,6 +103,7 @@ def _cmd_run(args) -> int:
     from .progress import Progress
 
     sc, out = _run_target(args)
+    _check_needs(sc, args.scenario if args.resume is None else args.resume)
     with Progress(total_rounds=sc.training.rounds, enabled=not args.quiet) as progress:
         summary = run_scenario(sc, out, on_round=progress.round_done, on_stage=progress.stage)
     from .analysis.report import accuracy_interval
@@ -109,6 +139,8 @@ def _cmd_sweep(args) -> int:
     check_engine_options(args.engine, args.scheduler)
     sweep = read_sweep(args.sweep)
     runs = expand_runs(sweep)
+    if args.engine == "local" and not args.dry_run:   # dask and slurm run on other machines
+        _check_sweep_needs(args.sweep, runs)
     out = args.out if args.out is not None else Path("results") / sweep.name
     if args.dry_run:
         n_done = 0
