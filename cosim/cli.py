@@ -55,16 +55,45 @@ def _run_target(args):
     return scenario_from_dict(raw, source=str(checkpoint.checkpoint_path(args.resume))), args.resume
 
 
+def _check_needs(sc, source) -> str:
+    """The run's estimated needs (one line); a scenario whose estimate exceeds this machine's available
+    memory is refused before anything runs or is written."""
+    from .needs import available_memory_bytes, describe, estimate_needs, memory_problem
+
+    needs = estimate_needs(sc)
+    problem = memory_problem(sc, needs, available_memory_bytes())
+    if problem is not None:
+        raise ScenarioError([f"{source}: {problem}"])
+    return describe(needs)
+
+
+def _check_sweep_needs(source, runs) -> None:
+    """Refuse a local sweep whose largest run cannot fit this machine's memory (each worker runs one at a time)."""
+    from .needs import available_memory_bytes, estimate_needs, memory_problem
+    from .sweep import describe
+
+    available = available_memory_bytes()
+    problems = []
+    for r in runs:
+        problem = memory_problem(r.scenario, estimate_needs(r.scenario), available)
+        if problem is not None:
+            problems.append(f"{source}: run {r.run_id} ({describe(r.params)}): {problem}")
+    if problems:
+        raise ScenarioError(problems)
+
+
 def _cmd_validate(args) -> int:
     from .scenario import dump_scenario
 
     from .model_info import model_shape
 
     sc = _load(args)
-    sys.stdout.write(dump_scenario(sc))
     shape = model_shape(sc.model.name)
+    needs = _check_needs(sc, args.scenario)
+    sys.stdout.write(dump_scenario(sc))
     print(f"# {sc.model.name}: {shape.family}, {shape.n_layers} blocks, hidden size {shape.hidden_size} "
           f"(from {shape.source})", file=sys.stderr)
+    print(f"# needs: {needs}", file=sys.stderr)
     print(f"# {args.scenario}: valid", file=sys.stderr)
     return 0
 
@@ -74,6 +103,7 @@ def _cmd_run(args) -> int:
     from .progress import Progress
 
     sc, out = _run_target(args)
+    _check_needs(sc, args.scenario if args.resume is None else args.resume)
     with Progress(total_rounds=sc.training.rounds, enabled=not args.quiet) as progress:
         summary = run_scenario(sc, out, on_round=progress.round_done, on_stage=progress.stage)
     from .analysis.report import accuracy_interval
@@ -109,6 +139,8 @@ def _cmd_sweep(args) -> int:
     check_engine_options(args.engine, args.scheduler)
     sweep = read_sweep(args.sweep)
     runs = expand_runs(sweep)
+    if args.engine == "local" and not args.dry_run:   # dask and slurm run on other machines
+        _check_sweep_needs(args.sweep, runs)
     out = args.out if args.out is not None else Path("results") / sweep.name
     if args.dry_run:
         n_done = 0
@@ -241,7 +273,11 @@ def _cmd_optimize(args) -> int:
     _check_out_file(args.out)
     sc = _load(args)
     if args.profile is not None:
-        profile = read_profile(args.profile)
+        try:
+            profile = read_profile(args.profile)
+        except CosimError as exc:
+            lines = getattr(exc, "problems", None) or [str(exc)]
+            raise ScenarioError([f"--profile: {line}" for line in lines]) from None
         problems, warned = profile_problems(sc, profile, f"--profile: {args.profile}", uses_pilot="decides")
         if problems:
             raise CosimError("\n".join(problems))
@@ -272,6 +308,15 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def error_lines(exc: CosimError) -> list[str]:
+    """One line per problem of a user error; characters that would break a line (a control character in a
+    key or a file name) are written as escapes, so every line still starts with ``cosim: error:``."""
+    lines = exc.problems if isinstance(exc, ScenarioError) else str(exc).split("\n")
+    lines = ["".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in line)
+             for line in lines]
+    return lines or [exc.__class__.__name__]
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Project warnings as one line each (``cosim: warning: ...``); others as Python shows them."""
     from .scenario.validate import ScenarioWarning
@@ -297,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cosim: run stopped: {exc}", file=sys.stderr)
         return exc.exit_status
     except CosimError as exc:
-        for line in str(exc).splitlines() or [exc.__class__.__name__]:
+        for line in error_lines(exc):
             print(f"cosim: error: {line}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:

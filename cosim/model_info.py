@@ -151,7 +151,7 @@ def wheel_gguf(alias: str) -> Path:
 def _from_config(name: str, path: Path) -> ModelShape:
     try:
         config = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise CosimError(f"model {name!r}: cannot read {path} ({type(exc).__name__})") from None
     config = {**config.get("text_config", {}), **config}   # multimodal configs nest the LM's
 
@@ -177,7 +177,11 @@ def _hub_config(name: str, offline: bool) -> Path:
         raise CosimError(f"{expected}; no such folder")
     from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
 
-    cached = try_to_load_from_cache(name, "config.json")
+    try:
+        cached = try_to_load_from_cache(name, "config.json")
+    except ValueError as exc:     # huggingface_hub's HFValidationError: not a repository id at all
+        raise CosimError(f"{expected}; {name!r} is no such folder and not a Hugging Face model id "
+                         f"({str(exc).splitlines()[0]})") from None
     if isinstance(cached, str):
         return Path(cached)
     host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"

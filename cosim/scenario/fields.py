@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import reprlib
 import types
 import typing
 from typing import Any, Literal, Union
 
 _MISSING = object()
+INT_LIMIT = 2**63
 
 
 def setting(default: Any, *, doc: str, gt: float | None = None, ge: float | None = None,
@@ -41,22 +43,46 @@ def _describe(tp: Any) -> str:
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
+def key_text(key: Any) -> str:
+    """A mapping key as it reads in a dotted path: plain text as is, anything else (a number, an empty or
+    padded string, control characters that would break the message's line) as its ``repr``."""
+    if isinstance(key, str) and key and key.strip() == key and key.isprintable():
+        return key
+    return repr(key)
+
+
+# Bounded: a value in a message is at most a few items deep and wide, so that a YAML "billion laughs"
+# (aliases of aliases, 9^9 items that share 90 lists) prints in microseconds instead of never.
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict, _REPR.maxset = 3, 6, 6, 6, 6
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = 60
+
+
+def short(value: Any) -> str:
+    """``repr(value)`` cut to about 60 characters, without ever building the whole text of a huge value."""
+    try:
+        text = repr(value) if isinstance(value, (str, float, bool, type(None))) else _REPR.repr(value)
+    except ValueError:  # an integer beyond Python's 4300-digit limit for text conversion
+        text = f"an integer of {value.bit_length()} bits"
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+_short = short
 
 
 def _number(value: Any) -> float | None:
     """A YAML number, also from strings such as '180e3' that YAML 1.1 reads as text."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
+    try:
+        if isinstance(value, (int, float)):
             return float(value)
-        except ValueError:
-            return None
+        if isinstance(value, str):
+            return float(value)
+    except OverflowError:   # an integer beyond the largest float
+        return math.inf
+    except ValueError:
+        return None
     return None
 
 
@@ -106,12 +132,16 @@ def _coerce(tp: Any, value: Any, path: str, problems: list[str]) -> Any:
         raise _Mismatch
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
+            if not -INT_LIMIT <= value < INT_LIMIT:   # every integer setting goes into numpy's int64 somewhere
+                problems.append(f"{path}: expected an integer between -2^63 and 2^63 - 1 (got {_short(value)})")
             return value
         raise _Mismatch
     if tp is float:
         number = _number(value)
         if number is None or math.isnan(number):
             raise _Mismatch
+        if math.isinf(number):   # no setting means anything at infinity (null says "none" where it may)
+            problems.append(f"{path}: expected a finite number (got {_short(value)})")
         return number
     if tp is str:
         if isinstance(value, str):
@@ -145,7 +175,7 @@ def parse_section(cls: type, raw: dict, path: str, problems: list[str]) -> Any:
     before = len(problems)
     kwargs = {}
     for key, value in raw.items():
-        where = f"{path}.{key}" if path else str(key)
+        where = f"{path}.{key_text(key)}" if path else key_text(key)
         if key not in fields:
             problems.append(f"{where}: unknown key (valid keys: {', '.join(sorted(fields))})")
             continue

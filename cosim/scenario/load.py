@@ -14,6 +14,9 @@ from .fields import parse_section, to_plain
 from .schema import Scenario
 from .validate import ScenarioWarning, file_problems
 
+#: The message for an empty scenario file: ``{}`` is the scenario of every default, an empty file is refused.
+EMPTY = "empty scenario (expected a mapping of sections; write {} for a scenario of every default)"
+
 
 def parse_override(text: str) -> tuple[str, Any]:
     """Split ``dotted.key=value``; the value is read as YAML (``3``, ``1e-3``, ``[1, 2]``, ``null``)."""
@@ -25,6 +28,8 @@ def parse_override(text: str) -> tuple[str, Any]:
         return key, yaml.safe_load(value) if value.strip() else ""
     except yaml.YAMLError as exc:
         raise ScenarioError([f"--set {text}: the value is not valid YAML ({exc.__class__.__name__})"]) from None
+    except (ValueError, RecursionError) as exc:
+        raise ScenarioError([f"--set {short_text(text)}: {_unreadable(exc)}"]) from None
 
 
 def apply_overrides(raw: dict, overrides: Iterable[tuple[str, Any]]) -> tuple[dict, list[str]]:
@@ -53,7 +58,7 @@ def scenario_from_dict(raw: Any, *, source: str = "<scenario>") -> Scenario:
     (:mod:`cosim.scenario.validate`). Warnings are issued as :class:`ScenarioWarning`.
     """
     if raw is None:
-        raw = {}
+        raise ScenarioError([f"{source}: {EMPTY}"])
     if not isinstance(raw, dict):
         raise ScenarioError([f"{source}: expected a mapping of sections (got {type(raw).__name__})"])
     problems: list[str] = []
@@ -85,13 +90,39 @@ def read_yaml(path: str | Path) -> Any:
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "syntax error"
         raise ScenarioError([f"{path}:{where}: invalid YAML: {problem}"]) from None
+    except (ValueError, RecursionError) as exc:
+        raise ScenarioError([f"{path}: {_unreadable(exc)}"]) from None
+
+
+def _unreadable(exc: Exception) -> str:
+    """Why valid YAML text cannot be read: an integer beyond Python's 4300 digits, or nesting deeper than
+    the parser's recursion (both raised by the YAML library outside its own errors)."""
+    if isinstance(exc, RecursionError):
+        return "invalid YAML: nested too deeply to read"
+    return f"invalid YAML: {str(exc).split(';')[0]}"
+
+
+def short_text(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def read_scenario_file(path: str | Path) -> dict:
+    """The mapping of a scenario file; an empty file (or only comments, or ``null``) is refused.
+
+    ``{}`` is the scenario of every default; an empty file is more likely a mistake (a file
+    not yet written, a wrong path in a generated sweep) than a request for the defaults.
+    """
+    raw = read_yaml(path)
+    if raw is None:
+        raise ScenarioError([f"{path}: {EMPTY}"])
+    if not isinstance(raw, dict):
+        raise ScenarioError([f"{path}: expected a mapping of sections (got {type(raw).__name__})"])
+    return raw
 
 
 def load_scenario(path: str | Path, *, overrides: Iterable[str] = (), seed: int | None = None) -> Scenario:
     """Load and check ``path`` with ``--set`` overrides (``dotted.key=value``) and an optional seed."""
-    raw = read_yaml(path)
-    if raw is not None and not isinstance(raw, dict):
-        raise ScenarioError([f"{path}: expected a mapping of sections (got {type(raw).__name__})"])
+    raw = read_scenario_file(path)
     problems = []
     pairs = []
     for text in overrides:
@@ -101,7 +132,7 @@ def load_scenario(path: str | Path, *, overrides: Iterable[str] = (), seed: int 
             problems.extend(exc.problems)
     if seed is not None:
         pairs.append(("seed", seed))
-    raw, more = apply_overrides(raw or {}, pairs)
+    raw, more = apply_overrides(raw, pairs)
     problems.extend(more)
     if problems:
         raise ScenarioError(problems)

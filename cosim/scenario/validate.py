@@ -150,8 +150,11 @@ def file_problems(sc) -> tuple[list[str], list[str]]:
     try:
         profile = read_profile_once(path)
     except CosimError as exc:
-        text = str(exc)
-        return problems + [f"workload.profile: {text if text.startswith(str(path)) else f'{path}: {text}'}"], warnings
+        lines = getattr(exc, "problems", None) or [str(exc)]
+        resolved = str(Path(path).resolve())     # the file is read (and named) by its resolved path
+        lines = [f"{path}{t[len(resolved):]}" if t.startswith(resolved) else t for t in lines]
+        return problems + [f"workload.profile: {t if t.startswith(str(path)) else f'{path}: {t}'}"
+                           for t in lines], warnings
     uses_pilot = ("decides" if sc.allocation.policy in PILOT_POLICIES else
                   "reports" if sc.workload.kind == "replay" else None)
     more, warned = profile_problems(sc, profile, str(path), uses_pilot=uses_pilot)

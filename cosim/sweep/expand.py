@@ -9,7 +9,7 @@ from typing import Any
 
 from ..errors import ScenarioError
 from ..scenario import Scenario, dump_scenario, scenario_from_dict
-from ..scenario.load import apply_overrides, read_yaml
+from ..scenario.load import apply_overrides, read_scenario_file
 from .spec import Sweep
 
 RUN_ID_HEX = 12
@@ -59,15 +59,13 @@ def expand_runs(sweep: Sweep) -> list[SweepRun]:
     Problems read ``sweep.yaml: run 3 (lora.rank=0 seed=1): lora.rank: expected a value > 0 (got 0)``.
     Two points that resolve to the same scenario are an error too (they would share a folder).
     """
-    base = read_yaml(sweep.base_path)
-    if base is not None and not isinstance(base, dict):
-        raise ScenarioError([f"{sweep.base_path}: expected a mapping of sections (got {type(base).__name__})"])
+    base = read_scenario_file(sweep.base_path)
     problems: list[str] = []
     runs: list[SweepRun] = []
     first_of: dict[str, int] = {}
     for i, params in enumerate(points(sweep)):
         where = f"{sweep.source}: run {i} ({describe(params)})"
-        raw, bad = apply_overrides(base or {}, params.items())
+        raw, bad = apply_overrides(base, params.items())
         if bad:
             problems.extend(f"{where}: {p.removeprefix('--set ')}" for p in bad)
             continue

@@ -130,6 +130,8 @@ def _slurm(raw: Any, problems: list[str]) -> SlurmSettings | None:
 
 def sweep_from_dict(raw: Any, *, source: str, folder: Path) -> Sweep:
     """Check a sweep mapping; raise ScenarioError listing every problem as ``source: path: message``."""
+    if raw is None:
+        raise ScenarioError([f"{source}: empty sweep file (expected a mapping with base and grid/zip/cases/seeds)"])
     if not isinstance(raw, dict):
         raise ScenarioError([f"{source}: expected a mapping with base and grid/zip/cases/seeds "
                              f"(got {type(raw).__name__})"])
