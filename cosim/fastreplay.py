@@ -119,20 +119,24 @@ def _concat(blocks: list[dict]) -> dict:
 
 
 def _durations(tl: LinkTimeline, bits: float):
-    """A transfer's duration: a constant on a static link, else a function of its start (the timeline's integral)."""
+    """A transfer's duration: a constant on a static link, else a function of its start giving the duration (the
+    timeline's integral) and the SNR the trace reports. The SNR is read with the duration, while the timeline's
+    window still holds the start: a client that then waits long in the server's queue moves its window past it."""
     if tl.static:
         return float(tl.duration_s(bits, 0.0))
-    return lambda t: tl.duration_s(bits, t)
+    return lambda t: (tl.duration_s(bits, t), tl.snr_db(t))
 
 
 class _Steps:
     """When every (client, iteration) step of a round happens; flat arrays, client-major."""
 
-    def __init__(self, n_iter, fwd_s, bwd_s, srv_s, fwd_start, up_s, arrival, srv_start, down_s, upload_start):
+    def __init__(self, n_iter, fwd_s, bwd_s, srv_s, fwd_start, up_s, arrival, srv_start, down_s, upload_start,
+                 up_snr, down_snr):
         self.n_iter, self.fwd_s, self.bwd_s, self.srv_s = n_iter, fwd_s, bwd_s, srv_s
         self.fwd_start, self.up_s, self.arrival = np.array(fwd_start), np.array(up_s), np.array(arrival)
         self.srv_start, self.down_s = np.array(srv_start), np.array(down_s)
         self.upload_start = upload_start
+        self.up_snr, self.down_snr = np.array(up_snr), np.array(down_snr)  # NaN on static links
 
     def compute_s(self) -> np.ndarray:
         """Each client's compute time as the clock sums it: each step's end minus its start, added in order."""
@@ -158,12 +162,13 @@ class _Steps:
         return [
             _rows(r, iteration, client, "client_forward", self.fwd_start, f_s, fwd.flops, fwd.flops * jpf, "device"),
             _transfers(r, ks, "uplink", self.fwd_start + f_s, self.up_s, act_bytes, up, sim, down=False,
-                       n_iter=n_iter),
+                       n_iter=n_iter, snr_db=self.up_snr),
             _rows(r, iteration[waits], client[waits], "server_queue", self.arrival[waits],
                   self.srv_start[waits] - self.arrival[waits], 0.0, 0.0, ""),
             _rows(r, iteration, client, "server_step", self.srv_start, self.srv_s, srv.flops,
                   srv.flops * sim.server_j_per_flop, "server"),
-            _transfers(r, ks, "downlink", down_start, self.down_s, grad_bytes, down, sim, down=True, n_iter=n_iter),
+            _transfers(r, ks, "downlink", down_start, self.down_s, grad_bytes, down, sim, down=True, n_iter=n_iter,
+                       snr_db=self.down_snr),
             _rows(r, iteration, client, "client_backward", down_start + self.down_s, b_s, bwd.flops, bwd.flops * jpf,
                   "device"),
         ]
@@ -178,6 +183,7 @@ def _serve(t0, n_iter, srv_s, fwd_s, bwd_s, up, down) -> _Steps:
     """
     n = len(fwd_s) * n_iter
     fwd_start, up_d, arrival, srv_start, down_d = [0.0] * n, [0.0] * n, [0.0] * n, [0.0] * n, [0.0] * n
+    up_snr, down_snr = [NAN] * n, [NAN] * n
     upload_start = [0.0] * len(fwd_s)
     up_fixed = [u if isinstance(u, float) else None for u in up]
     down_fixed = [d if isinstance(d, float) else None for d in down]
@@ -186,7 +192,11 @@ def _serve(t0, n_iter, srv_s, fwd_s, bwd_s, up, down) -> _Steps:
         idx = j * n_iter
         fwd_start[idx] = t0
         end = t0 + fwd_s[j]
-        d = up_d[idx] = up_fixed[j] if up_fixed[j] is not None else up[j](end)
+        if up_fixed[j] is not None:
+            d = up_d[idx] = up_fixed[j]
+        else:
+            d, up_snr[idx] = up[j](end)
+            up_d[idx] = d
         arrival[idx] = end + d
         heap.append((end + d, idx, j))
     heapq.heapify(heap)
@@ -196,18 +206,27 @@ def _serve(t0, n_iter, srv_s, fwd_s, bwd_s, up, down) -> _Steps:
         a, idx, j = pop(heap)
         start = srv_start[idx] = a if a >= free else free
         free = start + srv_s
-        d = down_d[idx] = down_fixed[j] if down_fixed[j] is not None else down[j](free)
+        if down_fixed[j] is not None:
+            d = down_d[idx] = down_fixed[j]
+        else:
+            d, down_snr[idx] = down[j](free)
+            down_d[idx] = d
         end = (free + d) + bwd_s[j]
         idx += 1
         if idx % n_iter:
             fwd_start[idx] = end
             end = end + fwd_s[j]
-            d = up_d[idx] = up_fixed[j] if up_fixed[j] is not None else up[j](end)
+            if up_fixed[j] is not None:
+                d = up_d[idx] = up_fixed[j]
+            else:
+                d, up_snr[idx] = up[j](end)
+                up_d[idx] = d
             arrival[idx] = end + d
             push(heap, (end + d, idx, j))
         else:
             upload_start[j] = end
-    return _Steps(n_iter, fwd_s, bwd_s, srv_s, fwd_start, up_d, arrival, srv_start, down_d, upload_start)
+    return _Steps(n_iter, fwd_s, bwd_s, srv_s, fwd_start, up_d, arrival, srv_start, down_d, upload_start, up_snr,
+                  down_snr)
 
 
 def _rows(r, iteration, client, kind, start, duration, flops, energy, energy_of) -> dict:
@@ -224,7 +243,8 @@ def _rows(r, iteration, client, kind, start, duration, flops, energy, energy_of)
             "retransmissions": 0, "distance_m": NAN}
 
 
-def _transfers(r, ks, kind, start, duration, nbytes, timelines, sim, *, down: bool, n_iter: int = 0) -> dict:
+def _transfers(r, ks, kind, start, duration, nbytes, timelines, sim, *, down: bool, n_iter: int = 0,
+               snr_db=None) -> dict:
     """Rows of transfers as columns: one per client (``n_iter`` 0, iteration -1) or per client and iteration."""
     reps = max(n_iter, 1)
     iteration = np.tile(np.arange(n_iter, dtype=np.int64), len(ks)) if n_iter else np.full(len(ks), -1)
@@ -237,8 +257,9 @@ def _transfers(r, ks, kind, start, duration, nbytes, timelines, sim, *, down: bo
     with np.errstate(divide="ignore", invalid="ignore"):
         cols["rate_bps"] = np.where(nbytes > 0, BITS_PER_BYTE * nbytes / d, NAN)
     starts = cols["t_start_s"].reshape(len(ks), reps).tolist()
-    cols["snr_db"] = np.array([[tl.snr_db(0.0)] * reps if tl.static else [tl.snr_db(t) for t in row]
-                               for tl, row in zip(timelines, starts)]).ravel()
+    known = np.asarray(snr_db).reshape(len(ks), reps).tolist() if snr_db is not None else [None] * len(ks)
+    cols["snr_db"] = np.array([[tl.snr_db(0.0)] * reps if tl.static else known[j] or [tl.snr_db(t) for t in row]
+                               for j, (tl, row) in enumerate(zip(timelines, starts))]).ravel()
     cols["n_subchannels"] = np.repeat(np.array([len(link.subchannels) for link in links], dtype=np.int64), reps)
     power = [radio.downlink_power_w if down else radio.uplink_power_w for radio in radios]
     cols["power_w"] = np.repeat(np.array(power, dtype=float), reps)

@@ -31,6 +31,9 @@ def simulate(overrides, fast):
     [],                                                                     # Rayleigh fading, 4 clients
     ["clients.count=12", "channel.n_subchannels=24", "compute.client_flops_per_s=2e12",
      "compute.server_flops_per_s=2e12"],                                    # a busy main server: queueing
+    ["clients.count=10", "channel.n_subchannels=20", "compute.client_flops_per_s=1e12",
+     "compute.server_flops_per_s=2e10"],                                    # waits of ~50 s in the
+    # queue: a client's next transfer lies hundreds of fading blocks past its last (the timeline's window moves on)
     ["channel.fading=none", "channel.shadowing_std_db=0", "clients.count=6", "compute.client_flops_per_s=1e12"],   # static links
     ["strategy.name=sfl_v2", "channel.fading=tdl", "allocation.policy=resources_only"],
 ])
