@@ -185,20 +185,26 @@ def _serve(t0, n_iter, srv_s, fwd_s, bwd_s, up, down) -> _Steps:
     fwd_start, up_d, arrival, srv_start, down_d = [0.0] * n, [0.0] * n, [0.0] * n, [0.0] * n, [0.0] * n
     up_snr, down_snr = [NAN] * n, [NAN] * n
     upload_start = [0.0] * len(fwd_s)
-    up_fixed = [u if isinstance(u, float) else None for u in up]
-    down_fixed = [d if isinstance(d, float) else None for d in down]
     heap = []
-    for j in range(len(fwd_s)):
-        idx = j * n_iter
-        fwd_start[idx] = t0
-        end = t0 + fwd_s[j]
-        if up_fixed[j] is not None:
-            d = up_d[idx] = up_fixed[j]
+
+    def send(links, durations, snrs, j, idx, t):
+        """Client j's transfer of step idx starting at t: its duration (and SNR, on a fading link)."""
+        link = links[j]
+        if isinstance(link, float):
+            durations[idx] = link
         else:
-            d, up_snr[idx] = up[j](end)
-            up_d[idx] = d
-        arrival[idx] = end + d
-        heap.append((end + d, idx, j))
+            durations[idx], snrs[idx] = link(t)
+        return durations[idx]
+
+    def forward(j, idx, t):
+        """Client j's forward of step idx from t and its uplink: the arrival at the main server."""
+        fwd_start[idx] = t
+        end = t + fwd_s[j]
+        arrival[idx] = end + send(up, up_d, up_snr, j, idx, end)
+        return arrival[idx]
+
+    for j in range(len(fwd_s)):
+        heap.append((forward(j, j * n_iter, t0), j * n_iter, j))
     heapq.heapify(heap)
     pop, push = heapq.heappop, heapq.heappush
     free = t0
@@ -206,23 +212,10 @@ def _serve(t0, n_iter, srv_s, fwd_s, bwd_s, up, down) -> _Steps:
         a, idx, j = pop(heap)
         start = srv_start[idx] = a if a >= free else free
         free = start + srv_s
-        if down_fixed[j] is not None:
-            d = down_d[idx] = down_fixed[j]
-        else:
-            d, down_snr[idx] = down[j](free)
-            down_d[idx] = d
-        end = (free + d) + bwd_s[j]
+        end = (free + send(down, down_d, down_snr, j, idx, free)) + bwd_s[j]
         idx += 1
         if idx % n_iter:
-            fwd_start[idx] = end
-            end = end + fwd_s[j]
-            if up_fixed[j] is not None:
-                d = up_d[idx] = up_fixed[j]
-            else:
-                d, up_snr[idx] = up[j](end)
-                up_d[idx] = d
-            arrival[idx] = end + d
-            push(heap, (end + d, idx, j))
+            push(heap, (forward(j, idx, end), idx, j))
         else:
             upload_start[j] = end
     return _Steps(n_iter, fwd_s, bwd_s, srv_s, fwd_start, up_d, arrival, srv_start, down_d, upload_start, up_snr,
