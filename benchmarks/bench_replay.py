@@ -69,6 +69,9 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=100)
     p.add_argument("--quick", action="store_true", help="skip the event-by-event and default-radio measurements")
     args = p.parse_args()
+    from cosim.hugepages import numpy_without_huge_pages
+
+    numpy_without_huge_pages()  # as `cosim run` does (cosim/hugepages.py)
     k = args.clients
     bare = bare_simpy_rate()
     print(f"bare SimPy timeouts: {bare:,.0f} per s")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .cli_parser import build_parser
 from .errors import CosimError, RunStopped, ScenarioError
+from .hugepages import numpy_without_huge_pages
 
 EXIT_USER_ERROR = 2
 
@@ -332,6 +333,7 @@ _python_showwarning = warnings.showwarning
 
 def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = _show_warning
+    numpy_without_huge_pages()
     parser = build_parser()
     args = parser.parse_args(argv)
     command = {"run": _cmd_run, "validate": _cmd_validate, "sweep": _cmd_sweep, "optimize": _cmd_optimize,

@@ -100,8 +100,8 @@ class FastReplay:
         bcast = [tl.duration_s(BITS_PER_BYTE * nbytes, sent) for tl in down]
         rows.append(_transfers(r, ks, "broadcast", [sent] * len(ks), bcast, nbytes, down, sim, down=True))
         cols = _concat(rows)
-        order = np.argsort(cols["t_end_s"], kind="stable")  # in the order the events end, as the clock writes them
-        sim.rec.add_events({c: v[order] for c, v in cols.items()})
+        # in the order the events end, as the clock writes them
+        sim.rec.add_events(cols, order=np.argsort(cols["t_end_s"], kind="stable"))
         yield sim.env.timeout(max(sent + d for d in bcast) - t0)
         return done, nbytes
 
@@ -111,7 +111,10 @@ def _concat(blocks: list[dict]) -> dict:
     lens = [len(block["client"]) for block in blocks]
     cols = {}
     for c in blocks[0]:
-        if c in STRING_FIELDS:
+        first = blocks[0][c]
+        if np.isscalar(first) and all(np.isscalar(b[c]) and (b[c] is first or b[c] == first) for b in blocks[1:]):
+            cols[c] = first  # the same in every row: kept as one value
+        elif c in STRING_FIELDS:
             cols[c] = Codes.concat([Codes.of(block[c], m) for block, m in zip(blocks, lens)])
         else:
             cols[c] = np.concatenate([np.broadcast_to(block[c], (m,)) for block, m in zip(blocks, lens)])

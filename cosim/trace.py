@@ -89,6 +89,7 @@ NAN = math.nan
 # The event columns a row tuple holds, in order ("run" is the same for every row).
 EVENT_FIELDS = tuple(c for c in EVENT_COLUMNS if c != "run")
 STRING_FIELDS = tuple(c for c in EVENT_FIELDS if EVENT_COLUMNS[c] == "string")
+ORDER = "__order__"  # a block's key for the order of its rows (Recorder.add_events)
 # Kinds whose bytes cross the radio towards the base station / towards the devices.
 UPLINK_KINDS = frozenset({"uplink", "adapter_upload"})
 DOWNLINK_KINDS = frozenset({"downlink", "broadcast", "model_download"})
@@ -196,10 +197,14 @@ class Recorder:
             if n_subchannels > 0:  # a transmission (compute rows hold no subchannel)
                 acc[1] += energy_j
 
-    def add_events(self, columns: dict) -> None:
-        """A block of event rows as columns (arrays or scalars broadcast to the block's length), in order."""
+    def add_events(self, columns: dict, order: np.ndarray | None = None) -> None:
+        """A block of event rows as columns (arrays or scalars broadcast to the block's length); the rows are
+        in ``order`` (indices into the columns; None: as given). The order is applied when the trace is read,
+        straight into its final columns: a replay of millions of rows copies each value once."""
         block = {c: columns[c] for c in EVENT_FIELDS}
         n = _len(block)
+        if order is not None:
+            block[ORDER] = np.asarray(order)
         self._segments.extend([block, []])
         self._n_events += n
         for c in STRING_FIELDS:
@@ -239,8 +244,8 @@ class Recorder:
 
     def state_dict(self) -> dict:
         """Every row and running total so far, as plain data (for a checkpoint)."""
-        segments = [{c: _column(v, _len(seg)).tolist() for c, v in seg.items()} if isinstance(seg, dict)
-                    else [list(row) for row in seg] for seg in self._segments]
+        segments = [{c: _column(_ordered(seg, c), _len(seg)).tolist() for c in EVENT_FIELDS}
+                    if isinstance(seg, dict) else [list(row) for row in seg] for seg in self._segments]
         return {"segments": segments, "n_events": self._n_events, "round_rows": self.round_rows,
                 "client_rows": self.client_rows, "wall_s": self.wall_s, "uplink_bytes": self._uplink_bytes,
                 "downlink_bytes": self._downlink_bytes, "losses": self._losses,
@@ -280,10 +285,17 @@ class Recorder:
         columns = {"run": _string_array(Codes.of(self.run, n))}
         for c in EVENT_FIELDS:
             if EVENT_COLUMNS[c] == "string":
-                columns[c] = _string_array(Codes.concat([Codes.of(b[c], m) for b, m in blocks]))
-            else:
-                columns[c] = np.concatenate([_column(b[c], m) for b, m in blocks]).astype(EVENT_COLUMNS[c],
-                                                                                        copy=False)
+                columns[c] = _string_array(Codes.concat([Codes.of(_ordered(b, c), m) for b, m in blocks]))
+                continue
+            out = columns[c] = np.empty(n, dtype=EVENT_COLUMNS[c])
+            at = 0
+            for b, m in blocks:
+                value, order = b[c], b.get(ORDER)
+                if order is not None and isinstance(value, np.ndarray):
+                    np.take(value, order, out=out[at:at + m])
+                else:
+                    out[at:at + m] = value
+                at += m
         return pd.DataFrame(columns, copy=False)
 
     def rounds(self) -> pd.DataFrame:
@@ -291,6 +303,14 @@ class Recorder:
 
     def clients(self) -> pd.DataFrame:
         return _frame(self.client_rows, CLIENT_COLUMNS)
+
+
+def _ordered(block: dict, c: str):
+    """Column ``c`` of a block in its rows' order (a scalar stays a scalar)."""
+    value, order = block[c], block.get(ORDER)
+    if order is None or not hasattr(value, "__len__") or isinstance(value, str):
+        return value
+    return value[order]
 
 
 def _len(block: dict) -> int:
