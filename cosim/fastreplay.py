@@ -35,8 +35,13 @@ def applies(sc: Scenario, workload) -> bool:
     """Whether rounds of ``sc`` driving ``workload`` can be computed in one go (module docstring)."""
     from .workloads.replay import ReplayWorkload
 
+    return isinstance(workload, ReplayWorkload) and scenario_applies(sc)
+
+
+def scenario_applies(sc: Scenario) -> bool:
+    """What :func:`applies` asks of the scenario: a replay whose rounds nothing outside them can observe."""
     ch = sc.channel
-    return (isinstance(workload, ReplayWorkload) and sc.strategy.name in ("split", "sfl_v2")
+    return (sc.workload.kind == "replay" and sc.strategy.name in ("split", "sfl_v2")
             and sc.aggregation.mode == "barrier" and sc.participation.fraction == 1.0
             and sc.availability.model == "always" and sc.compute.server_slots == 1
             and sc.link.rate_model != "mcs" and sc.mobility.model == "none" and ch.broadcast == "unicast")

@@ -37,6 +37,11 @@ def test_replay_federated_and_asynchronous_counts():
     replay = dataclasses.replace(scenario_from_dict(TINY), workload=Workload(kind="replay", profile="p.json"))
     assert estimate_needs(replay).model_bytes == 0
     assert estimate_needs(replay).base_bytes == 200_000_000
+    # rounds computed in one go keep rows as columns (500 B a row), event by event as tuples (1000 B)
+    assert estimate_needs(replay).trace_bytes == 130 * 500 + 6 * 1700 + 2 * 2000
+    deadline = dataclasses.replace(replay, aggregation=dataclasses.replace(replay.aggregation, mode="deadline",
+                                                                           deadline_s=10.0))
+    assert estimate_needs(deadline).trace_bytes == 130 * 1000 + 6 * 1700 + 2 * 2000
     fed = scenario_from_dict({**TINY, "strategy": {"name": "fedlora"}})
     assert estimate_needs(fed).events == 6 * (3 * 1 + 3) + 2 * 2
     fedbuff = scenario_from_dict({**TINY, "aggregation": {"mode": "fedbuff", "buffer_size": 2}})
