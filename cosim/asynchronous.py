@@ -73,7 +73,8 @@ class AsyncFederation(Federation):
 
     def _training(self, first_round: int = 0):
         if first_round:
-            raise ValueError("an asynchronous run has no round to go on from (no checkpoints)")
+            raise ValueError("an asynchronous run goes on from a checkpoint by running again from time 0 "
+                             "(cosim.worklog), never from a round")
         env, sim = self.env, self.sim
         k_all = range(len(self.held))
         self.plan = self.strategy.plan(0, env.now, list(k_all))
@@ -92,15 +93,19 @@ class AsyncFederation(Federation):
             for k in self._pick(ready, concurrency - len(self.busy)):
                 self.busy[k] = env.process(self._update(k))
             self.wake = env.event()
-            waits = [self.wake, self.finished]
+            waits, timer = [self.wake, self.finished], None
             if len(self.busy) < concurrency:
                 later = min((sim.availability.online_at(k, now) for k in idle if k not in self.busy), default=INF)
                 if later < INF:
-                    waits.append(env.timeout(later - now))
+                    timer = env.timeout(later - now)
+                    waits.append(timer)
                 elif not self.busy:
                     self.stopped = f"no client is online after t = {now:.6g} s"
                     break
             yield env.any_of(waits)
+            if timer is not None and timer.processed and not (self.wake.triggered or self.finished.triggered):
+                # The server waited for a device to come online: nothing else ended then (as between rounds).
+                sim.rec.event(round=self.version, client=-1, kind="idle", t_start_s=now, duration_s=env.now - now)
         for chain in self._chains.values():
             if chain.is_alive:
                 chain.interrupt("end")
@@ -198,3 +203,5 @@ class AsyncFederation(Federation):
         self._mark = (self.env.now, self.sim.rec.mark())
         if self.version >= self.rounds and not self.finished.triggered:
             self.finished.succeed()
+        elif self.after_round is not None and not self.finished.triggered:
+            self.after_round(r)  # a checkpoint, in the middle of the other clients' work

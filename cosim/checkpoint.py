@@ -53,7 +53,8 @@ def _eval(ev: Evaluation | None):
     return None if ev is None else [ev.accuracy, ev.loss, ev.n, ev.source]
 
 
-def _uneval(v) -> Evaluation | None:
+def saved_evaluation(v) -> Evaluation | None:
+    """An evaluation as a checkpoint keeps it (None: none)."""
     return None if v is None else Evaluation(accuracy=float(v[0]), loss=float(v[1]), n=int(v[2]), source=str(v[3]))
 
 
@@ -99,7 +100,7 @@ def restore(federation, state: dict, sc: Scenario) -> Evaluation:
     federation.version = int(state["federation"]["version"])
     federation.held = [int(v) for v in state["federation"]["held"]]
     federation.global_nbytes = int(state["federation"]["global_nbytes"])
-    federation.evaluations = {int(r): _uneval(v) for r, v in state["federation"]["evaluations"].items()}
+    federation.evaluations = {int(r): saved_evaluation(v) for r, v in state["federation"]["evaluations"].items()}
     federation.workload.load_state_dict(state["workload"])
     federation.strategy.load_state_dict(state["strategy"])
     for k, saved in enumerate(state["radios"]):
@@ -108,7 +109,37 @@ def restore(federation, state: dict, sc: Scenario) -> Evaluation:
     for rng, s in zip(_error_streams(sim), state["error_streams"]):
         rng.bit_generator.state = s
     sim.rec.load_state_dict(state["recorder"])
-    return _uneval(state["before"])
+    return saved_evaluation(state["before"])
+
+
+def capture_rebuilt(federation, logged, before: Evaluation, sc: Scenario) -> dict:
+    """An asynchronous run's state after server update ``federation.version - 1``.
+
+    Clients are half-way through their updates at any moment of such a run, and SimPy processes cannot be
+    saved: the checkpoint keeps the workload's state with its steps in flight, and the log of every answer
+    the workload gave the engine (``logged``, a :class:`cosim.worklog.LoggedWorkload`); going on, the
+    engine runs again from time 0 on the log and rebuilds the rest (see :mod:`cosim.worklog`).
+    """
+    sim = federation.sim
+    return {
+        "format": FORMAT, "scenario": dump_scenario(without_checkpoint(sc)), "every_rounds": sc.checkpoint.every_rounds,
+        "next_round": federation.version, "now_s": sim.env.now, "rebuilt": True, "before": _eval(before),
+        "workload": logged.inner.state_dict(), "log": logged.log, "n_events": sim.rec.mark().n_events,
+        "wall_s": dict(sim.rec.wall_s),
+    }
+
+
+def check_rebuilt(federation, logged, state: dict) -> None:
+    """At the server update where ``state`` was captured, the rebuilt run must stand where the killed one
+    stood: the log read back to its end, the same time and trace rows (else a bug: stop)."""
+    from .worklog import LogDiverged
+
+    sim = federation.sim
+    where = (logged.replaying, sim.env.now, sim.rec.mark().n_events)
+    if where != (False, state["now_s"], state["n_events"]):
+        raise LogDiverged(f"the rebuilt run stands at (replaying, t, events) = {where}, the checkpoint at "
+                          f"{(False, state['now_s'], state['n_events'])}")
+    sim.rec.wall_s = dict(state["wall_s"])  # the work's wall time, not the read-back's
 
 
 def write(out_dir: Path, state: dict) -> None:

@@ -19,6 +19,7 @@ from .radio import build_radio
 from .scenario import Scenario, dump_scenario
 from .strategies import get_strategy
 from .trace import Recorder
+from .worklog import LoggedWorkload
 from .workload import Evaluation
 
 
@@ -62,27 +63,43 @@ def run_scenario(sc: Scenario, out_dir: str | Path, *, workload=None,
         workload.learning_modelled = False
         notes.append("accuracy not modelled: the replay's pilot curves know nothing of deadlines, dropouts, "
                      "partial participation, staleness or the shared server adapter of this run's options")
+    every = sc.checkpoint.every_rounds
+    # An asynchronous run is rebuilt from time 0 on its workload's logged answers (cosim.worklog).
+    rebuilt = sc.aggregation.mode in ("fedasync", "fedbuff") and bool(every or saved)
+    if saved and bool(saved.get("rebuilt")) != rebuilt:  # pragma: no cover - the scenario decides both
+        raise RuntimeError("a checkpoint of the other kind (rebuilt or restored) than this run's")
+    logged = LoggedWorkload(workload, replay=saved["log"] if saved else None) if rebuilt else None
     rec = Recorder(run=sc.name)
-    federation = build_simulation(sc, workload, radios=radios, recorder=rec, on_round=on_round,
-                                  start_s=saved["now_s"] if saved else 0.0)
+    federation = build_simulation(sc, logged or workload, radios=radios, recorder=rec, on_round=on_round,
+                                  start_s=saved["now_s"] if saved and not rebuilt else 0.0)
     strategy = federation.strategy
+    unit = "server update" if rebuilt else "round"
     if saved:
-        stage(f"going on from the checkpoint after round {saved['next_round'] - 1}")
-        before = checkpoint.restore(federation, saved, sc)
-        notes.append(f"went on from a checkpoint after round {saved['next_round'] - 1}")
+        stage(f"going on from the checkpoint after {unit} {saved['next_round'] - 1}")
+        if rebuilt:
+            workload.load_state_dict(saved["workload"])
+            before = checkpoint.saved_evaluation(saved["before"])
+        else:
+            before = checkpoint.restore(federation, saved, sc)
+        notes.append(f"went on from a checkpoint after {unit} {saved['next_round'] - 1}")
     else:
         stage("evaluating before training")
         before = workload.evaluate()
-    every = sc.checkpoint.every_rounds
-    if every:
+    if every or saved:
         def keep(r: int) -> None:
+            if saved and rebuilt and r + 1 == saved["next_round"]:
+                checkpoint.check_rebuilt(federation, logged, saved)
+            if not every or (logged is not None and logged.replaying):
+                return
             if checkpoint.due(every, r, r + 1 == sc.training.rounds):
-                checkpoint.write(out_dir, checkpoint.capture(federation, r + 1, before, sc))
+                state = (checkpoint.capture_rebuilt(federation, logged, before, sc) if rebuilt
+                         else checkpoint.capture(federation, r + 1, before, sc))
+                checkpoint.write(out_dir, state)
 
         federation.after_round = keep
     stage("training")
     try:
-        total_s = federation.run(first_round=saved["next_round"] if saved else 0)
+        total_s = federation.run(first_round=saved["next_round"] if saved and not rebuilt else 0)
     except RunStopped as exc:
         write_incomplete(out_dir, events=rec.events(), rounds=rec.rounds(), clients=rec.clients(),
                          scenario_yaml=dump_scenario(sc),

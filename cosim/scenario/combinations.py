@@ -33,10 +33,6 @@ def federation_problems(sc) -> list[str]:
     if a.mode not in MODES_BY_STRATEGY[name]:
         problems.append(f"aggregation.mode: {a.mode!r} does not run with strategy.name={name!r} (which runs under "
                         f"{', '.join(MODES_BY_STRATEGY[name])}); {a.mode!r} runs with: {_who_runs(a.mode)}")
-    if sc.checkpoint.every_rounds and a.mode in ("fedasync", "fedbuff"):
-        problems.append(f"checkpoint.every_rounds: expected 0 with aggregation.mode: {a.mode} (an asynchronous run "
-                        f"has no round end to checkpoint at; checkpoints run with barrier, deadline and "
-                        f"over_selection) (got {sc.checkpoint.every_rounds})")
     if a.mode == "deadline" and a.deadline_s is None:
         problems.append("aggregation.deadline_s: expected a deadline in seconds with aggregation.mode: deadline "
                         "(got null)")

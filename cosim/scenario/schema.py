@@ -245,9 +245,9 @@ class Availability:
 @dataclass(frozen=True)
 class Checkpoint:
     every_rounds: int = setting(
-        0, doc="write a checkpoint into <out>/checkpoint/ at the end of every this many rounds (0: never); "
-               "running the same command again, or `cosim run --resume DIR`, goes on from the last one, giving "
-               "the events of an uninterrupted run (synchronous modes: barrier, deadline, over_selection)", ge=0)
+        0, doc="write a checkpoint into <out>/checkpoint/ at the end of every this many rounds (server updates "
+               "under fedasync and fedbuff) (0: never); running the same command again, or `cosim run --resume "
+               "DIR`, goes on from the last one, giving the events of an uninterrupted run", ge=0)
 
 
 @dataclass(frozen=True)

@@ -34,14 +34,14 @@ from llm_split import SplitLoRATrainer, eval_batches
 from llm_split.aggregate import average_product, complete, merge
 from llm_split.checkpoint import load_trainer_state, trainer_state
 from llm_split.ortho import add_ortho_grads, lora_pairs
-from llm_split.sparsify import dense_selection, randomk_select, soft_select, topk_select
+from llm_split.sparsify import Selection, dense_selection, randomk_select, soft_select, topk_select
 
 from ..errors import NonFinite
 from ..scenario import Scenario
 from ..seeding import stream_int
 from ..workload import Evaluation, Step, StepCost, Upload, done
 from .common import client_data, cuda_rng_state, load_model, lora_settings, set_cuda_rng_state
-from .versions import AdapterVersions
+from .versions import AdapterVersions, fields_of, load_versions_state, versions_state
 
 if TYPE_CHECKING:
     import torch
@@ -85,6 +85,7 @@ class FedLoRAWorkload:
                                   batch_size=eval_batch_size)
         self.versions = AdapterVersions(self.n_clients, self._state, self._set_state)
         self._uploads: dict[int, tuple[dict, object]] = {}
+        self._batches: dict[int, dict] = {}
         self._round = 0
         self._step_flops: float | None = None
         self.runtime: dict | None = None  # device, base dtype and threads, when built from a scenario
@@ -114,11 +115,17 @@ class FedLoRAWorkload:
 
     def local_step(self, client: int) -> Step:
         idx = self.data.samplers[client].next_indices()
-        batch = self.data.encoder.encode([self.data.task.train_texts[i] for i in idx],
-                                         self.data.task.train_labels[idx])
+        self._batches[client] = self.data.encoder.encode([self.data.task.train_texts[i] for i in idx],
+                                                         self.data.task.train_labels[idx])
+        return self._local(client)
+
+    def _local(self, client: int) -> Step:
+        """The local step on the batch drawn for ``client`` (kept in ``_batches`` until it runs)."""
+        batch = self._batches[client]
         t = self.trainer
 
         def run() -> StepCost:
+            del self._batches[client]
             reply = t.server_step(client, t.client_forward(client, batch))
             if not bool(reply.grad.isfinite().all()):
                 raise NonFinite("a gradient of the local step is not finite")
@@ -128,6 +135,12 @@ class FedLoRAWorkload:
         flops = sum(t.phase_flops(batch, phase) for phase in
                     ("client_forward", "server_forward_backward", "client_backward")) + self._regulariser_flops()
         return Step(flops=flops, run=run)
+
+    def resume_step(self, name: str, client: int) -> Step:
+        """The local step of ``client`` that started before a checkpoint and had not run (its batch drawn)."""
+        if name != "local_step":
+            raise ValueError(f"a {name} step cannot go on from a checkpoint")
+        return self._local(client)
 
     def upload(self, client: int, sparsity: float) -> Upload:
         state = self._state(client)
@@ -149,6 +162,7 @@ class FedLoRAWorkload:
     def cancel(self, client: int) -> None:
         self.trainer.cancel(client)
         self._uploads.pop(client, None)
+        self._batches.pop(client, None)
 
     def aggregate(self, weights: Mapping[int, float]) -> Step:
         if not weights:
@@ -231,11 +245,15 @@ class FedLoRAWorkload:
         return {key: t.clone() for key, t in self.versions.global_state.items()}
 
     def state_dict(self) -> dict:
-        """Everything a checkpoint needs to go on (at a round's end: no upload pending)."""
+        """Everything a checkpoint needs to go on: adapters, AdamW states, batch streams, torch's generator,
+        and (an asynchronous run's checkpoint) the batches of steps in flight, the uploads the server has not
+        taken yet, the clients' base adapters and FedBuff's buffer."""
         import torch
 
         return {"trainer": trainer_state(self.trainer), "samplers": [s.state_dict() for s in self.data.samplers],
-                "torch_rng": torch.get_rng_state(), **cuda_rng_state(), "global": self.versions.global_state, "round": self._round}
+                "torch_rng": torch.get_rng_state(), **cuda_rng_state(), "global": self.versions.global_state,
+                "round": self._round, **versions_state(self.versions), "batches": dict(self._batches),
+                "uploads": {k: [state, fields_of(sel)] for k, (state, sel) in self._uploads.items()}}
 
     def load_state_dict(self, state: dict) -> None:
         import torch
@@ -247,6 +265,9 @@ class FedLoRAWorkload:
         set_cuda_rng_state(state)
         self.versions.global_state = dict(state["global"])
         self._round = int(state["round"])
+        load_versions_state(self.versions, state)
+        self._batches = {int(k): b for k, b in state.get("batches", {}).items()}
+        self._uploads = {int(k): (dict(u[0]), Selection(**u[1])) for k, u in state.get("uploads", {}).items()}
 
     # -- internals ---------------------------------------------------------------------------------
 

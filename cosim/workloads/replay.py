@@ -121,6 +121,12 @@ class ReplayWorkload:
     def client_backward(self, client: int) -> Step:
         return done(StepCost(flops=float(self.costs["client_backward_flops"][self._i, self._j])))
 
+    def resume_step(self, name: str, client: int) -> Step:
+        """A client's step that started before a checkpoint and had not run (a replayed step draws nothing)."""
+        if name not in ("client_forward", "server_step", "client_backward"):
+            raise ValueError(f"a {name} step cannot go on from a checkpoint")
+        return getattr(self, name)(client)
+
     def adapter_upload(self, client: int) -> StepCost:
         return StepCost(nbytes=int(self.costs["client_adapter_bytes"][self._i, self._j]))
 

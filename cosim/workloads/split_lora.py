@@ -13,13 +13,14 @@ import numpy as np
 
 from llm_split import SplitLoRATrainer, eval_batches
 from llm_split.checkpoint import load_trainer_state, trainer_state
+from llm_split.payload import CutMessage, ServerReply
 
 from ..errors import NonFinite, ScenarioError
 from ..scenario import Scenario
 from ..seeding import stream_int
 from ..workload import Evaluation, Step, StepCost, done
 from .common import client_data, cuda_rng_state, load_model, lora_settings, set_cuda_rng_state
-from .versions import AdapterVersions
+from .versions import AdapterVersions, fields_of, load_versions_state, versions_state
 
 
 class SplitLoRAWorkload:
@@ -84,6 +85,11 @@ class SplitLoRAWorkload:
         idx = self.samplers[client].next_indices()
         batch = self.encoder.encode([self.task.train_texts[i] for i in idx], self.task.train_labels[idx])
         self._batches[client] = batch
+        return self._forward(client)
+
+    def _forward(self, client: int) -> Step:
+        """The client forward on the batch drawn for ``client`` (kept in ``_batches``)."""
+        batch = self._batches[client]
 
         def run() -> StepCost:
             self._messages[client] = msg = self.trainer.client_forward(client, batch)
@@ -111,6 +117,15 @@ class SplitLoRAWorkload:
 
         flops = self.trainer.phase_flops(self._batches[client], "client_backward")
         return Step(flops=flops, run=run)
+
+    def resume_step(self, name: str, client: int) -> Step:
+        """The step ``name`` of ``client`` that started before a checkpoint and had not run: its batch was
+        drawn then (``client_forward``), or it draws nothing when it starts (the server step, the backward)."""
+        if name == "client_forward":
+            return self._forward(client)
+        if name in ("server_step", "client_backward"):
+            return getattr(self, name)(client)
+        raise ValueError(f"a {name} step cannot go on from a checkpoint")
 
     def adapter_upload(self, client: int) -> StepCost:
         return StepCost(nbytes=self.trainer.adapter_nbytes()["client"])
@@ -187,12 +202,16 @@ class SplitLoRAWorkload:
         return {key: t.clone() for key, t in self.versions.global_state.items()}
 
     def state_dict(self) -> dict:
-        """Everything a checkpoint needs to go on: adapters, AdamW states, batch streams, torch's generator."""
+        """Everything a checkpoint needs to go on: adapters, AdamW states, batch streams, torch's generator,
+        and (an asynchronous run's checkpoint) the steps in flight: batches, activations, gradients, the
+        clients' base adapters and FedBuff's buffer."""
         import torch
 
-        return {"trainer": trainer_state(self.trainer), "rank": self.rank,
+        return {"trainer": trainer_state(self.trainer, in_flight=True), "rank": self.rank,
                 "samplers": [s.state_dict() for s in self.samplers], "torch_rng": torch.get_rng_state(), **cuda_rng_state(),
-                "global": self.versions.global_state}
+                "global": self.versions.global_state, **versions_state(self.versions),
+                "batches": dict(self._batches), "messages": {k: fields_of(m) for k, m in self._messages.items()},
+                "replies": {k: fields_of(r) for k, r in self._replies.items()}}
 
     def load_state_dict(self, state: dict) -> None:
         import torch
@@ -203,6 +222,10 @@ class SplitLoRAWorkload:
         torch.set_rng_state(state["torch_rng"])
         set_cuda_rng_state(state)
         self.versions.global_state = dict(state["global"])
+        load_versions_state(self.versions, state)
+        self._batches = {int(k): b for k, b in state.get("batches", {}).items()}
+        self._messages = {int(k): CutMessage(**m) for k, m in state.get("messages", {}).items()}
+        self._replies = {int(k): ServerReply(**r) for k, r in state.get("replies", {}).items()}
 
     # -- internals ---------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ into, so a client's base can be the very dict that was global when it began.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable, Mapping
 
 from llm_split.fedavg import apply_deltas, mix_state_dicts, state_delta
@@ -69,3 +70,19 @@ class AdapterVersions:
         keys = sorted(weights)
         self.global_state = apply_deltas(self.global_state, [self.pending.pop(key) for key in keys],
                                          [weights[key] for key in keys])
+
+
+def versions_state(versions: AdapterVersions) -> dict:
+    """Each client's base adapter and FedBuff's buffer, as plain data (for a checkpoint)."""
+    return {"bases": dict(versions.base), "pending": dict(versions.pending)}
+
+
+def load_versions_state(versions: AdapterVersions, state: dict) -> None:
+    """Put back what :func:`versions_state` kept (absent keys: nothing kept)."""
+    versions.base = {int(k): dict(v) for k, v in state.get("bases", {}).items()}
+    versions.pending = {int(k): dict(v) for k, v in state.get("pending", {}).items()}
+
+
+def fields_of(obj) -> dict:
+    """A dataclass's fields as a dict, its tensors not copied."""
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}

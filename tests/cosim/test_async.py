@@ -115,3 +115,21 @@ def test_partial_concurrency_keeps_that_many_clients_at_work():
     for t in times[:: max(1, len(times) // 50)]:
         working = steps[(steps.t_start_s <= t) & (steps.t_end_s > t)].client.nunique()
         assert working <= 2
+
+
+def test_a_server_waiting_for_a_device_to_come_online_records_the_wait():
+    """A server waiting for a device to come online records the wait as an ``idle`` event, so the
+    critical path walks back to time 0 (it broke before: nothing ended when the device came online)."""
+    from cosim.analysis.analysis import critical_path
+
+    fed, wl, total, ev, rounds, clients = run({
+        "aggregation": {"mode": "fedasync"},
+        "availability": {"model": "on_off", "mean_on_s": 1.0, "mean_off_s": 3.0},
+        "training": {"rounds": 4, "local_iterations": 2}})
+    idle = ev[ev.kind == "idle"]
+    assert len(idle) > 0 and (idle.client == -1).all()
+    path = critical_path(ev)
+    assert path.duration_s.sum() == pytest.approx(total, rel=1e-8)
+    # each wait ends when a device comes online and starts work from the newest global adapter
+    starts = ev[ev.client >= 0].t_start_s.to_numpy()
+    assert all(min(abs(starts - t)) < 1e-12 for t in idle.t_end_s)

@@ -1,5 +1,6 @@
 """Checkpoints: a run killed (for real, kill -9) and started again gives the uninterrupted run's events."""
 
+import copy
 import dataclasses
 import json
 import os
@@ -58,6 +59,71 @@ def test_resumed_in_process_equals_uninterrupted_adapters_included(tmp_path):
     assert g1.keys() == g2.keys() and all(torch.equal(g1[k], g2[k]) for k in g1)
 
 
+ASYNC = {
+    "fedasync-split-offline": ["aggregation.mode=fedasync", "availability.model=on_off",
+                               "availability.mean_on_s=0.5", "availability.mean_off_s=0.1"],
+    "fedbuff-fedlora": ["strategy.name=fedlora", "aggregation.mode=fedbuff", "aggregation.buffer_size=2"],
+    "fedasync-sfl_v2": ["strategy.name=sfl_v2", "aggregation.mode=fedasync"],
+}
+
+
+def workload_of(sc):
+    from cosim.devices import client_flops_per_s
+    from cosim.radio import build_radio
+    from cosim.strategies import get_strategy
+
+    return get_strategy(sc.strategy.name).build_workload(sc, radios=build_radio(sc),
+                                                         client_flops_per_s=client_flops_per_s(sc), stage=print)
+
+
+@pytest.mark.parametrize("option", ASYNC.values(), ids=ASYNC)
+def test_an_asynchronous_run_goes_on_from_a_checkpoint_taken_while_its_clients_work(tmp_path, option):
+    sc = load_scenario(QUICKSTART, overrides=[*TINY, "training.rounds=6", "checkpoint.every_rounds=1", *option])
+    whole = workload_of(sc)
+    run_scenario(sc, tmp_path / "whole", workload=whole)
+
+    def kill_at_update_3(r, now):
+        if r == 3:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_scenario(sc, tmp_path / "cut", workload=workload_of(sc), on_round=kill_at_update_3)
+    state = torch.load(tmp_path / "cut" / "checkpoint" / "state.pt", weights_only=True)
+    assert state["rebuilt"] and state["next_round"] == 3
+    # taken in the middle of the other clients' work: steps, uploads or transfers were in flight then
+    events = pd.read_parquet(tmp_path / "whole" / "events.parquet")
+    assert ((events["t_start_s"] < state["now_s"]) & (events["t_end_s"] > state["now_s"])).any()
+    again = workload_of(sc)
+    summary = run_scenario(sc, tmp_path / "cut", workload=again)
+    assert "went on from a checkpoint after server update 2" in summary["notes"]
+    for a, b in zip(frames(tmp_path / "whole"), frames(tmp_path / "cut")):
+        pd.testing.assert_frame_equal(a, b)
+    g1, g2 = whole.global_state(), again.global_state()
+    assert g1.keys() == g2.keys() and all(torch.equal(g1[k], g2[k]) for k in g1)
+
+
+def test_a_rebuilt_run_that_would_diverge_from_its_log_stops(tmp_path):
+    from cosim.worklog import LogDiverged
+
+    sc = load_scenario(QUICKSTART, overrides=[*TINY, "checkpoint.every_rounds=1", "aggregation.mode=fedasync"])
+
+    def kill(r, now):
+        if r == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_scenario(sc, tmp_path / "x", on_round=kill)
+    path = tmp_path / "x" / "checkpoint" / "state.pt"
+    state = torch.load(path, weights_only=True)
+    log = copy.deepcopy(state["log"])
+    next(e for e in log if e[:2] == ["call", "client_forward"])[2] = [99]   # asked for another client
+    for tampered, match in (({**state, "log": log}, "diverged from its checkpoint at log entry"),
+                            ({**state, "now_s": state["now_s"] + 1e-3}, "rebuilt run stands at")):
+        torch.save(tampered, path)
+        with pytest.raises(LogDiverged, match=match):
+            run_scenario(sc, tmp_path / "x")
+
+
 def test_a_checkpoint_of_another_scenario_is_refused(tmp_path):
     sc = load_scenario(QUICKSTART, overrides=[*TINY, "checkpoint.every_rounds=1"])
 
@@ -99,6 +165,9 @@ def run_cli(out: Path, overrides: list[str], *, kill_after_checkpoint_s: float |
     [],                                                                      # SFL-V1
     ["strategy.name=fedlora"],                                               # federated LoRA, no split
     ["aggregation.mode=deadline", "aggregation.deadline_s=0.15"],            # late clients cut
+    ["aggregation.mode=fedasync", "training.rounds=24"],                      # no barrier: SFL-V1, FedAsync
+    ["strategy.name=topk", "aggregation.mode=fedbuff", "aggregation.buffer_size=2",
+     "training.rounds=12"],                                                  # FedBuff, top-k uploads
 ])
 def test_kill_9_at_random_points_and_start_again(tmp_path, option):
     overrides = [*TINY, "training.rounds=6", "checkpoint.every_rounds=1", *option]
@@ -193,9 +262,8 @@ def test_a_sweep_killed_in_a_run_goes_on_from_the_runs_checkpoint(tmp_path):
     try:
         while not list(out.glob("runs/*/checkpoint/state.pt")):
             assert proc.poll() is None, "the sweep ended before a checkpoint"
-            time.sleep(0.05)
-        time.sleep(0.5)
-    finally:
+            time.sleep(0.02)
+    finally:  # at once: the run's first checkpoint is after round 0 of 6, a finished run keeps none
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     resumed = [p.parent.parent.name for p in out.glob("runs/*/checkpoint/state.pt")]
