@@ -17,6 +17,10 @@ The submitting process waits and records each run as its job finishes. Killed, i
 loses nothing finished (the runs are on disk); on Slurm its array keeps running:
 ``scancel --name cosim-<sweep name>`` it, or let it finish, before starting the same
 sweep again, which then runs only what is missing. Ctrl-C cancels the jobs not finished.
+
+Preempted, or signalled near its time limit, a task is requeued (submitit's
+checkpoint protocol, :class:`RequeuedRun`) and its run goes on from the last
+checkpoint in its run folder when the scenario sets ``checkpoint.every_rounds``.
 """
 
 from __future__ import annotations
@@ -48,6 +52,46 @@ def executor_parameters(settings: SlurmSettings, *, array_parallelism: int, job_
     if settings.partition is not None:
         params["slurm_partition"] = settings.partition
     return params
+
+
+class RequeuedRun:
+    """One run as a submitit job that Slurm may requeue.
+
+    Slurm signals a task when it is preempted, and shortly before its time limit; submitit
+    then calls :meth:`checkpoint` and requeues what it returns (up to
+    ``slurm_max_num_timeout`` = 3 times at the time limit). Started again on the same run
+    folder, :func:`cosim.run.run_scenario` goes on from the run's last complete checkpoint,
+    so a scenario with ``checkpoint.every_rounds`` loses at most N rounds to a preemption
+    or a time limit. A scenario without checkpoints starts over after a preemption, and is
+    not requeued at its time limit (it would only hit the limit again).
+
+    Parameters
+    ----------
+    time_min : int
+        The task's time limit in minutes (``slurm.time_min``).
+    """
+
+    def __init__(self, time_min: int):
+        self.time_min = time_min
+        self.started: float | None = None
+
+    def __call__(self, run: RunFn, scenario, out, threads: int | None = None):
+        self.started = time.time()
+        return execute(run, scenario, out, threads)
+
+    def at_time_limit(self, now: float | None = None) -> bool:
+        """Whether a signal now means the time limit (submitit's rule: past 80% of it, or 10 min before)."""
+        limit = self.time_min * 60.0
+        ran = (time.time() if now is None else now) - (self.started or 0.0)
+        return self.started is not None and ran >= min(0.8 * limit, limit - 600.0)
+
+    def checkpoint(self, run: RunFn, scenario, out, threads: int | None = None):
+        """What submitit requeues: this run again on the same folder, or ``None`` for no requeue."""
+        if scenario.checkpoint.every_rounds <= 0 and self.at_time_limit():
+            return None
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(RequeuedRun(self.time_min), run, scenario, out, threads)
 
 
 def _outcome(job) -> dict | RunFailure:
@@ -85,7 +129,7 @@ class SlurmEngine(Engine):
         utils = self.submitit.core.utils
         n = len(todo)
         try:
-            return ex.map_array(execute, [run] * n, [r.scenario for r in todo], [book.target(r) for r in todo],
+            return ex.map_array(RequeuedRun(self.settings.time_min), [run] * n, [r.scenario for r in todo], [book.target(r) for r in todo],
                                 [self.settings.cpus_per_task] * n)
         except (utils.FailedJobError, utils.FailedSubmissionError) as exc:
             raise CosimError(f"--engine slurm: sbatch refused the job array: {str(exc).strip()}") from None
@@ -101,7 +145,8 @@ class SlurmEngine(Engine):
             while pending or flying:
                 while pending and len(flying) < self.cap:  # local/debug: keep the cap ourselves
                     r = pending.pop()
-                    flying.append((ex.submit(execute, run, r.scenario, book.target(r), threads), r))
+                    flying.append((ex.submit(RequeuedRun(self.settings.time_min), run, r.scenario, book.target(r),
+                                             threads), r))
                 book.show(min(len(flying), self.cap))
                 finished = [(job, r) for job, r in flying if job.done()]
                 if not finished:

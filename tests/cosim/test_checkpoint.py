@@ -279,3 +279,36 @@ def test_a_sweep_killed_in_a_run_goes_on_from_the_runs_checkpoint(tmp_path):
                     "--quiet", "--seed", str(run.scenario.seed)], env=env, check=True)
     pd.testing.assert_frame_equal(pd.read_parquet(whole / "events.parquet").drop(columns="run"),
                                   pd.read_parquet(out / "runs" / resumed[0] / "events.parquet").drop(columns="run"))
+
+
+def test_a_slurm_task_requeued_after_preemption_or_its_time_limit_goes_on_from_the_runs_checkpoint(tmp_path):
+    """submitit's requeue hook (what a preempted or timed-out Slurm task runs again) resumes the run."""
+    pytest.importorskip("submitit")
+    from cosim.sweep.book import run_one
+    from cosim.sweep.slurm_engine import RequeuedRun
+
+    sc = load_scenario(QUICKSTART, overrides=[*TINY, "checkpoint.every_rounds=1"])
+    run_scenario(sc, tmp_path / "whole")
+
+    def kill(r, now):
+        if r == 2:
+            raise Killed
+
+    with pytest.raises(Killed):  # the task, signalled in round 2
+        run_scenario(sc, tmp_path / "task", on_round=kill)
+    task = RequeuedRun(time_min=30)
+    task.started = time.time() - 29 * 60                                     # signalled at its time limit
+    assert task.at_time_limit()
+    again = task.checkpoint(run_one, sc, tmp_path / "task", 1)
+    assert isinstance(again.function, RequeuedRun) and again.args[1:] == (sc, tmp_path / "task", 1)
+    summary = again.result()                                                 # the requeued task
+    assert "went on from a checkpoint after round 1" in summary["notes"]
+    for a, b in zip(frames(tmp_path / "whole"), frames(tmp_path / "task")):
+        pd.testing.assert_frame_equal(a, b)
+    # without checkpoints: preempted, it starts over; at its time limit it is not requeued
+    plain = load_scenario(QUICKSTART, overrides=TINY)
+    early = RequeuedRun(time_min=30)
+    early.started = time.time() - 60
+    assert not early.at_time_limit() and early.checkpoint(run_one, plain, tmp_path / "p") is not None
+    assert task.checkpoint(run_one, plain, tmp_path / "p") is None
+    assert RequeuedRun(time_min=60).at_time_limit(now=time.time() + 1e9) is False   # never started
