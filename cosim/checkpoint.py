@@ -50,12 +50,12 @@ def checkpoint_path(out_dir: Path) -> Path:
 
 
 def _eval(ev: Evaluation | None):
-    return None if ev is None else [ev.accuracy, ev.loss, ev.n, ev.source]
+    return None if ev is None else ev.fields()
 
 
 def saved_evaluation(v) -> Evaluation | None:
     """An evaluation as a checkpoint keeps it (None: none)."""
-    return None if v is None else Evaluation(accuracy=float(v[0]), loss=float(v[1]), n=int(v[2]), source=str(v[3]))
+    return None if v is None else Evaluation.from_fields(v)
 
 
 def _error_streams(sim) -> list:

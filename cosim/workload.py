@@ -78,6 +78,15 @@ class Evaluation:
     n: int
     source: str = "measured"
 
+    def fields(self) -> list:
+        """As plain data (for a checkpoint: ``torch.load(weights_only=True)`` reads it back)."""
+        return [float(self.accuracy), float(self.loss), int(self.n), str(self.source)]
+
+    @classmethod
+    def from_fields(cls, v: list) -> "Evaluation":
+        """Back from :meth:`fields`."""
+        return cls(accuracy=float(v[0]), loss=float(v[1]), n=int(v[2]), source=str(v[3]))
+
 
 @dataclass(frozen=True)
 class Upload:

@@ -58,7 +58,7 @@ def _cost(cost: StepCost) -> list:
 
 def _value_out(name: str, value) -> list | None:
     if name == "evaluate":
-        return [float(value.accuracy), float(value.loss), int(value.n), str(value.source)]
+        return value.fields()
     if name == "upload":
         return [int(value.nbytes), float(value.sparsity)]
     if name == "adapter_upload":
@@ -68,7 +68,7 @@ def _value_out(name: str, value) -> list | None:
 
 def _value_in(name: str, saved: list):
     if name == "evaluate":
-        return Evaluation(accuracy=saved[0], loss=saved[1], n=saved[2], source=saved[3])
+        return Evaluation.from_fields(saved)
     if name == "upload":
         return Upload(nbytes=saved[0], sparsity=saved[1])
     if name == "adapter_upload":

@@ -124,13 +124,17 @@ class SlurmEngine(Engine):
                                                    job_name=self.job_name))
         return ex
 
+    def task(self) -> RequeuedRun:
+        """What each job runs: one run, requeued after a preemption or at its time limit."""
+        return RequeuedRun(self.settings.time_min)
+
     def submit_array(self, ex, todo: list[SweepRun], book: SweepBook, run: RunFn) -> list:
         """``sbatch`` one array of ``todo``: its jobs, in order; sbatch's refusal is a user error."""
         utils = self.submitit.core.utils
         n = len(todo)
         try:
-            return ex.map_array(RequeuedRun(self.settings.time_min), [run] * n, [r.scenario for r in todo], [book.target(r) for r in todo],
-                                [self.settings.cpus_per_task] * n)
+            return ex.map_array(self.task(), [run] * n, [r.scenario for r in todo],
+                                [book.target(r) for r in todo], [self.settings.cpus_per_task] * n)
         except (utils.FailedJobError, utils.FailedSubmissionError) as exc:
             raise CosimError(f"--engine slurm: sbatch refused the job array: {str(exc).strip()}") from None
 
@@ -145,8 +149,7 @@ class SlurmEngine(Engine):
             while pending or flying:
                 while pending and len(flying) < self.cap:  # local/debug: keep the cap ourselves
                     r = pending.pop()
-                    flying.append((ex.submit(RequeuedRun(self.settings.time_min), run, r.scenario, book.target(r),
-                                             threads), r))
+                    flying.append((ex.submit(self.task(), run, r.scenario, book.target(r), threads), r))
                 book.show(min(len(flying), self.cap))
                 finished = [(job, r) for job, r in flying if job.done()]
                 if not finished:
